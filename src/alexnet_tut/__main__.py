@@ -1,0 +1,5 @@
+import sys
+
+from alexnet_tut.cli import main
+
+sys.exit(main())

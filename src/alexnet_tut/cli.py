@@ -1,0 +1,114 @@
+"""The ``alexnet-tut`` command: data, training and benchmarks from a shell.
+
+Each subcommand parses its arguments and calls one library function, so that
+everything the command does can also be done from a notebook in one line.
+Problems the user can fix end as one line, ``error: ...``, and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from alexnet_tut import __version__
+from alexnet_tut.errors import AlexnetTutError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="alexnet-tut",
+        description="AlexNet (Krizhevsky, Sutskever & Hinton, 2012) in Keras 3: "
+        "data, training and benchmarks for the alexnet-tut book.",
+    )
+    parser.add_argument("--version", action="version", version=f"alexnet-tut {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    data = commands.add_parser("data", help="download, make or inspect a dataset")
+    data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    imagenette = data_commands.add_parser(
+        "imagenette", help="download, verify and extract Imagenette v2")
+    imagenette.add_argument("--size", choices=("160px", "320px", "full"), default="320px",
+                            help="image size variant (default: 320px, 342 MB)")
+    imagenette.add_argument("--dir", type=Path, default=None,
+                            help="where to keep it (default: ~/.keras/datasets)")
+    imagenette.add_argument("--trust-new-checksum", action="store_true",
+                            help="accept an archive whose checksum differs from the pinned one")
+    standin = data_commands.add_parser(
+        "standin", help="write the offline stand-in dataset (real photos, no download)")
+    standin.add_argument("dir", type=Path, help="folder to write (created if missing)")
+    standin.add_argument("--seed", type=int, default=0)
+    scan = data_commands.add_parser(
+        "scan", help="list what a training run would use from an ImageNet-layout folder")
+    scan.add_argument("dir", type=Path, help="folder holding train/ and val/")
+    scan.add_argument("--json", action="store_true", help="print one JSON object")
+
+    train = commands.add_parser("train", help="train AlexNet with the paper's recipe")
+    train.add_argument("--data", type=Path, required=True,
+                       help="ImageNet-layout folder (train/<class>/, val/<class>/)")
+    train.add_argument("--out", type=Path, required=True,
+                       help="run folder: checkpoints, logs, report.json")
+    train.add_argument("--variant", choices=("paper", "one_tower"), default="paper")
+    train.add_argument("--epochs", type=int, default=None, help="default: the profile's")
+    train.add_argument("--batch-size", type=int, default=None, help="default: the profile's")
+    train.add_argument("--profile", choices=("smoke", "cpu", "gpu", "auto"), default=None,
+                       help="default: $ALEXNET_TUT_PROFILE, else auto")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the run in --out from its last checkpoint")
+
+    bench = commands.add_parser(
+        "bench", help="training images per second of the book's models on this machine")
+    bench.add_argument("--batch-size", type=int, default=None)
+    bench.add_argument("--steps", type=int, default=None)
+    bench.add_argument("--json", type=Path, default=None, help="also write the record here")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except AlexnetTutError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "data":
+        return _data(args)
+    if args.command == "train":
+        return _not_yet("train", 4)
+    if args.command == "bench":
+        return _not_yet("bench", 4)
+    raise AssertionError(args.command)
+
+
+def _data(args: argparse.Namespace) -> int:
+    try:
+        from alexnet_tut import data
+    except ImportError:
+        return _not_yet(f"data {args.data_command}", 3)
+    if args.data_command == "imagenette":
+        root = data.download_imagenette(
+            args.size, args.dir, trust_new_checksum=args.trust_new_checksum)
+        print(root)
+    elif args.data_command == "standin":
+        print(data.write_standin(args.dir, seed=args.seed))
+    elif args.data_command == "scan":
+        report = data.scan(args.dir)
+        print(json.dumps(report, indent=2) if args.json else data.format_scan(report))
+    return 0
+
+
+def _not_yet(what: str, issue: int) -> int:
+    print(f"error: `alexnet-tut {what}` is not built yet (tracked in issue #{issue})",
+          file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
