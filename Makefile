@@ -37,7 +37,8 @@ test: test-units test-notebooks
 
 test-units: venv
 	ALEXNET_TUT_PROFILE=smoke $(BIN)/python -m pytest tests
-	KERAS_BACKEND=torch $(BIN)/python -m pytest tests/test_layers.py tests/test_models.py
+	KERAS_BACKEND=torch $(BIN)/python -m pytest tests/test_layers.py tests/test_models.py \
+		tests/test_pretrained.py tests/test_viz.py
 
 test-notebooks: venv
 	ALEXNET_TUT_PROFILE=smoke PYTHONPATH=tests $(BIN)/python -m pytest -p no:python \

@@ -1,0 +1,386 @@
+"""The "looking inside" figures: rendered headlessly, and checked for what they draw.
+
+Models are built at 67×67 input (the smallest size every layer accepts) with
+10 classes, so the module runs in seconds; filters and feature maps do not
+depend on the input size.
+"""
+
+import pathlib
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import keras  # noqa: E402
+import matplotlib.image  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from alexnet_tut import viz  # noqa: E402
+from alexnet_tut.errors import AlexnetTutError  # noqa: E402
+from alexnet_tut.models import build_alexnet  # noqa: E402
+
+SIZE = 67
+# Output side of each layer for a 67×67 input, by hand: (67 − 11)/4 + 1 = 15,
+# pools (n − 3)//2 + 1; torchvision pads by 2 first: (71 − 11)//4 + 1 = 16.
+SIDES = {
+    "paper": {"conv1": 15, "lrn1": 15, "pool1": 7, "conv2": 7, "lrn2": 7, "pool2": 3,
+              "conv3": 3, "conv4": 3, "conv5": 3, "pool5": 1},
+    "torchvision": {"pad1": 71, "conv1": 16, "pool1": 7, "conv2": 7, "pool2": 3,
+                    "conv3": 3, "conv4": 3, "conv5": 3, "pool5": 1},
+}
+WIDTHS = {
+    "paper": {"conv1": 96, "conv2": 256, "conv3": 384, "conv4": 384, "conv5": 256},
+    "one_tower": {"conv1": 96, "conv2": 256, "conv3": 384, "conv4": 384, "conv5": 256},
+    "torchvision": {"conv1": 64, "conv2": 192, "conv3": 384, "conv4": 256, "conv5": 256},
+}
+
+
+@pytest.fixture(scope="module")
+def models():
+    keras.utils.set_random_seed(0)
+    shape = (SIZE, SIZE, 3)
+    return {
+        "paper": build_alexnet("paper", input_shape=shape, num_classes=10),
+        "branches": build_alexnet("paper", towers="branches", input_shape=shape, num_classes=10),
+        "one_tower": build_alexnet("one_tower", input_shape=shape, num_classes=10),
+        "torchvision": build_alexnet("torchvision", input_shape=shape, num_classes=10),
+    }
+
+
+@pytest.fixture(scope="module")
+def photo():
+    """A smooth colour image (0–255): gradients, so maps have structure."""
+    y, x = np.mgrid[0:SIZE, 0:SIZE] / SIZE
+    return (255 * np.stack([x, y, 0.5 + 0.5 * np.sin(8 * x * y)], axis=-1)).astype("float32")
+
+
+def render(fig, tmp_path, name="figure.png"):
+    """Save as PNG headlessly and read it back; the background must be white."""
+    path = pathlib.Path(tmp_path) / name
+    fig.savefig(path)
+    pixels = matplotlib.image.imread(path)
+    assert pixels.shape[0] > 100 and pixels.shape[1] > 100
+    np.testing.assert_allclose(pixels[0, 0, :3], 1.0)  # white corner
+    return pixels
+
+
+def image_axes(fig):
+    return [ax for ax in fig.get_axes() if ax.images]
+
+
+def unit_range(x):
+    return (x - x.min()) / (x.max() - x.min())
+
+
+# ------------------------------------------------------------------ filters
+
+
+@pytest.mark.parametrize(
+    "variant, tiles, blocks",
+    [
+        ("paper", 96, ["GPU 1 (kernels 1–48)", "GPU 2 (kernels 49–96)"]),
+        ("branches", 96, ["GPU 1 (kernels 1–48)", "GPU 2 (kernels 49–96)"]),
+        ("one_tower", 96, ["all 96 kernels"]),
+        ("torchvision", 64, ["all 64 kernels"]),
+    ],
+)
+def test_plot_filters_draws_one_tile_per_kernel(models, tmp_path, variant, tiles, blocks):
+    fig = viz.plot_filters(models[variant])
+    render(fig, tmp_path)
+    assert len(image_axes(fig)) == tiles
+    assert [sub.get_suptitle() for sub in fig.subfigs] == blocks
+    assert fig.get_suptitle().startswith(f"conv1 of {models[variant].name}: {tiles} kernels of 11×11×3")
+    assert not any(ax.axison for ax in fig.get_axes())
+
+
+def test_filter_tiles_are_each_kernel_contrast_normalised(models):
+    model = models["branches"]
+    fig = viz.plot_filters(model, title="Figure 3")
+    assert fig.get_suptitle() == "Figure 3"
+    drawn = [ax.images[0].get_array() for ax in image_axes(fig)]
+    gpu1 = keras.ops.convert_to_numpy(model.get_layer("conv1_gpu1").kernel)
+    gpu2 = keras.ops.convert_to_numpy(model.get_layer("conv1_gpu2").kernel)
+    np.testing.assert_allclose(drawn[0], unit_range(gpu1[..., 0]), atol=1e-6)
+    np.testing.assert_allclose(drawn[48], unit_range(gpu2[..., 0]), atol=1e-6)
+    np.testing.assert_allclose(drawn[95], unit_range(gpu2[..., 47]), atol=1e-6)
+
+
+def grey_and_colour_kernels(n=8, rng=np.random.default_rng(0)):
+    """n grey kernels (R = G = B) then n pure-colour ones (R + G + B = 0 at each pixel)."""
+    grey = np.repeat(rng.normal(size=(n, 11, 11, 1)), 3, axis=-1)
+    a = rng.choice([-1.0, 1.0], size=(n, 11, 11, 1))
+    colour = np.concatenate([a, -a, np.zeros_like(a)], axis=-1)
+    return np.concatenate([grey, colour])
+
+
+def test_colourfulness_is_0_for_grey_1_for_pure_colour():
+    kernels = grey_and_colour_kernels()
+    score = viz.filter_colourfulness(kernels)
+    np.testing.assert_allclose(score[:8], 0, atol=1e-12)
+    np.testing.assert_allclose(score[8:], 1, atol=1e-12)
+    np.testing.assert_allclose(viz.filter_colourfulness(kernels * 7.5), score, atol=1e-12)  # scale-free
+    mixed = viz.filter_colourfulness(kernels[:8] + 0.3 * kernels[8:])
+    assert np.all((mixed > 0.05) & (mixed < 0.95))
+
+
+def test_spectrum_of_stripes_peaks_at_their_frequency():
+    x = np.arange(11)
+    stripes = np.cos(2 * np.pi * 3 * x / 11)[None, :, None] * np.ones((11, 1, 3))
+    constant = np.ones((11, 11, 3))
+    freqs, power = viz.filter_spectrum(np.stack([stripes, constant]))
+    np.testing.assert_allclose(freqs[:6], np.arange(6) / 11)
+    np.testing.assert_allclose(power.sum(axis=1), 1)
+    assert np.argmax(power[0]) == 3 and power[0, 3] == pytest.approx(1)
+    assert power[1, 0] == pytest.approx(1)
+
+
+def test_dead_filters_are_the_tiny_ones():
+    kernels = np.random.default_rng(0).normal(size=(20, 11, 11, 3))
+    kernels[[3, 17]] *= 1e-3
+    assert viz.dead_filters(kernels).tolist() == [3, 17]
+    assert viz.dead_filters(kernels, threshold=1e-4).tolist() == []
+
+
+def test_plot_filter_statistics_shows_the_tower_split(models, tmp_path):
+    """Make GPU 1's kernels grey and GPU 2's coloured (and kill two): the figure must say so."""
+    model = build_alexnet("paper", input_shape=(SIZE, SIZE, 3), num_classes=10)
+    kernels = grey_and_colour_kernels(48)
+    kernels[[5, 60]] = 0.0
+    bias = np.zeros(96, "float32")
+    model.get_layer("conv1").set_weights([np.moveaxis(kernels, 0, -1).astype("float32"), bias])
+    fig = viz.plot_filter_statistics(model)
+    render(fig, tmp_path)
+    ax_colour, ax_freq = fig.get_axes()
+    assert ax_colour.get_xlabel() == "kernel"
+    assert ax_colour.get_ylabel().startswith("colourfulness")
+    assert ax_freq.get_xlabel() == "spatial frequency (cycles per pixel)"
+    assert ax_freq.get_ylabel() == "share of power"
+    legend = sorted(t.get_text() for t in ax_colour.get_legend().get_texts())
+    assert legend == [
+        "GPU 1 (kernels 1–48): mean 0.00",
+        "GPU 2 (kernels 49–96): mean 0.98",  # 47 of 48 score 1, the dead one 0
+        "dead (< 0.1× median norm)",
+    ]
+    assert "(2 dead kernels)" in fig.get_suptitle()
+    assert len(ax_colour.patches) == 96  # one bar per kernel
+    assert len(ax_freq.get_lines()) == 2  # one spectrum per tower
+
+
+def test_plot_filter_statistics_one_tower(models, tmp_path):
+    fig = viz.plot_filter_statistics(models["torchvision"])
+    render(fig, tmp_path)
+    assert len(fig.get_axes()[0].patches) == 64
+    assert len(fig.get_axes()[1].get_lines()) == 1
+
+
+# ------------------------------------------------------------- feature maps
+
+
+@pytest.mark.parametrize("variant", ["paper", "one_tower", "torchvision"])
+def test_feature_map_shapes_per_layer(models, photo, variant):
+    sides = SIDES["torchvision" if variant == "torchvision" else "paper"]
+    if variant == "one_tower":  # no LRN by default
+        sides = {k: v for k, v in sides.items() if not k.startswith("lrn")}
+    widths = WIDTHS[variant]
+    for layer, side in sides.items():
+        maps = viz.feature_maps(models[variant], photo, layer)
+        channels = 3 if layer == "pad1" else widths.get(layer) or widths["conv" + layer[-1]]
+        assert maps.shape == (side, side, channels), layer
+    assert viz.feature_maps(models[variant], photo, "fc7").shape == (4096,)
+    assert viz.feature_maps(models[variant], photo, "fc8").shape == (10,)
+
+
+def test_feature_maps_every_layer_of_the_branches_model(models, photo):
+    model = models["branches"]
+    expected = {"conv1_gpu1": (15, 15, 48), "lrn2_gpu2": (7, 7, 128), "cross3": (3, 3, 256),
+                "conv5_gpu2": (3, 3, 128), "fc6_gpu1": (2048,), "cross8": (4096,)}
+    for layer in model.layers:
+        maps = viz.feature_maps(model, photo, layer.name)
+        assert maps.shape == tuple(layer.output.shape[1:])
+        if layer.name in expected:
+            assert maps.shape == expected[layer.name]
+
+
+def test_conv1_map_matches_a_hand_convolution(models, photo):
+    """conv1 at map position (i, j) sees the 11×11 patch at (4i, 4j): ReLU(patch·kernel + bias)."""
+    model = models["paper"]
+    kernel, bias = model.get_layer("conv1").get_weights()
+    maps = viz.feature_maps(model, photo, "conv1")
+    for i, j, c in [(0, 0, 0), (7, 3, 50), (14, 14, 95)]:
+        patch = photo[4 * i : 4 * i + 11, 4 * j : 4 * j + 11]
+        expected = max(0.0, float(np.sum(patch * kernel[..., c]) + bias[c]))
+        assert maps[i, j, c] == pytest.approx(expected, rel=1e-4, abs=1e-3)
+
+
+def test_feature_maps_of_fc8_are_the_logits(models, photo):
+    model = models["one_tower"]
+    logits = keras.ops.convert_to_numpy(model(photo[None], training=False))[0]
+    np.testing.assert_allclose(viz.feature_maps(model, photo, "fc8"), logits, rtol=1e-5, atol=1e-5)
+
+
+def test_feature_maps_errors_are_one_line(models, photo):
+    with pytest.raises(AlexnetTutError, match="has no layer 'conv6'; its layers are .*conv5"):
+        viz.feature_maps(models["paper"], photo, "conv6")
+    with pytest.raises(AlexnetTutError, match="images are 50×50×3 but .* takes 67×67×3"):
+        viz.feature_maps(models["paper"], photo[:50, :50], "conv1")
+
+
+def test_fit_to_model_resizes_and_crops(models):
+    photo = np.zeros((100, 200, 3), "uint8")
+    assert viz.fit_to_model(photo, models["paper"]).shape == (SIZE, SIZE, 3)
+
+
+@pytest.mark.parametrize("layer, tiles", [("conv1", 64), ("conv3", 64), ("pool5", 64)])
+def test_plot_feature_maps_grid(models, photo, tmp_path, layer, tiles):
+    fig = viz.plot_feature_maps(models["paper"], photo, layer)
+    render(fig, tmp_path)
+    assert len(image_axes(fig)) == tiles
+    assert fig.get_suptitle().startswith(f"{layer} of alexnet_paper: 64 of ")
+
+
+def test_plot_feature_maps_small_layer_and_dense_layer(models, photo, tmp_path):
+    fig = viz.plot_feature_maps(models["torchvision"], photo, "conv1", max_channels=10, title="t")
+    render(fig, tmp_path)
+    assert len(image_axes(fig)) == 10 and fig.get_suptitle() == "t"
+    first = image_axes(fig)[0].images[0].get_array()
+    np.testing.assert_allclose(first, viz.feature_maps(models["torchvision"], photo, "conv1")[..., 0])
+    fig = viz.plot_feature_maps(models["torchvision"], photo, "fc7")
+    render(fig, tmp_path, "dense.png")
+    assert len(image_axes(fig)) == 1 and "4096 activations" in fig.get_suptitle()
+
+
+def test_plot_strongest_channels(models, photo, tmp_path):
+    model = models["paper"]
+    fig = viz.plot_strongest_channels(model, photo, "conv2", k=3)
+    render(fig, tmp_path)
+    maps = viz.feature_maps(model, photo, "conv2")
+    means = maps.mean(axis=(0, 1))
+    best = sorted(range(maps.shape[-1]), key=lambda c: -means[c])[:3]  # brute force
+    axes = fig.get_axes()
+    assert [ax.get_title() for ax in axes][0] == "input"
+    assert [ax.get_title().split(" (")[0] for ax in axes[1:]] == [f"channel {c}" for c in best]
+    overlay = axes[1].images[1].get_array()
+    assert overlay.shape == (SIZE, SIZE)  # upsampled to the photo
+    # bilinear upsampling stays within the map's range (backends differ in the details)
+    assert overlay.max() == pytest.approx(maps[..., best[0]].max(), rel=0.05)
+    assert "the 3 most active of 256 channels" in fig.get_suptitle()
+
+
+def test_plot_strongest_channels_of_a_dense_layer_says_what_to_do(models, photo):
+    with pytest.raises(AlexnetTutError, match="fc7 has no spatial maps; pick one of conv1"):
+        viz.plot_strongest_channels(models["paper"], photo, "fc7")
+
+
+# ---------------------------------------------------------------- explorer
+
+
+@pytest.fixture()
+def explorer(models):
+    rng = np.random.default_rng(0)
+    photos = {
+        "noise": rng.integers(0, 256, (80, 100, 3)).astype("uint8"),
+        "tall": rng.integers(0, 256, (90, 70, 3)).astype("uint8"),
+    }
+    chosen = {"paper": models["paper"], "branches": models["branches"],
+              "torchvision": models["torchvision"]}
+    return viz.FeatureMapExplorer(photos, chosen)
+
+
+def test_explorer_starts_on_conv1(explorer, tmp_path):
+    assert explorer.view() == ("noise", "paper", "conv1", 0)
+    assert explorer.channel.max == 95
+    assert explorer.last_figure.get_suptitle() == "noise through paper: conv1, channel 0 of 96 (15×15)"
+    render(explorer.last_figure, tmp_path)
+    ax_map = explorer.last_figure.get_axes()[1]
+    assert ax_map.get_xlabel() == "x (map pixels)" and ax_map.get_ylabel() == "y (map pixels)"
+
+
+def test_explorer_callback_follows_the_widgets(explorer):
+    explorer.layer.value = "conv2"
+    assert explorer.channel.max == 255
+    assert explorer.last_figure.get_suptitle() == "noise through paper: conv2, channel 0 of 256 (7×7)"
+
+    explorer.channel.value = 200
+    assert "channel 200 of 256" in explorer.last_figure.get_suptitle()
+    drawn = explorer.last_figure.get_axes()[1].images[0].get_array()
+    photo = viz.fit_to_model(explorer.photos["noise"], explorer.models["paper"])
+    expected = viz.feature_maps(explorer.models["paper"], photo, "conv2")[..., 200]
+    np.testing.assert_allclose(drawn, expected)
+
+    explorer.model.value = "torchvision"  # same layer name exists: kept; 192 channels
+    assert explorer.layer.value == "conv2" and explorer.channel.max == 191
+    assert explorer.channel.value == 191  # clamped to the new layer's last channel
+    assert explorer.last_figure.get_suptitle() == "noise through torchvision: conv2, channel 191 of 192 (7×7)"
+
+    explorer.model.value = "branches"  # no "conv2" there: the layer list changes
+    assert explorer.layer.options[0] == "conv1_gpu1" and "cross3" in explorer.layer.options
+    assert explorer.layer.value == "conv1_gpu1" and explorer.channel.max == 47
+
+    explorer.photo.value = "tall"
+    assert explorer.last_figure.get_suptitle().startswith("tall through branches: conv1_gpu1")
+
+
+def test_explorer_show_displays_widget_and_static_default_view(explorer, monkeypatch):
+    import IPython.display
+
+    explorer.layer.value = "pool2"  # the static figure is still the default view
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj))
+    explorer.show()
+    assert shown[0] is explorer.widget
+    assert shown[1].get_suptitle() == (
+        "Static view (no live kernel): noise through paper: conv1, channel 0 of 96 (15×15)"
+    )
+
+
+# ------------------------------------------------------ nearest neighbours
+
+
+@pytest.fixture(scope="module")
+def images(photo):
+    rng = np.random.default_rng(1)
+    return np.stack([photo * rng.uniform(0.2, 1.0) + rng.normal(0, 30, photo.shape) for _ in range(7)])
+
+
+def brute_force_neighbours(features, q, k):
+    """Distances by an explicit loop; ties broken by index."""
+    d = [(float(np.sqrt(np.sum((features[i] - features[q]) ** 2))), i)
+         for i in range(len(features)) if i != q]
+    d.sort()
+    return [i for _, i in d[:k]], [dist for dist, _ in d[:k]]
+
+
+def test_nearest_neighbours_match_brute_force(models, images):
+    model = models["paper"]
+    features = np.stack([viz.feature_maps(model, image, "fc7") for image in images])
+    indices, distances = viz.nearest_neighbours(model, images, 2, k=4)
+    expected_indices, expected_distances = brute_force_neighbours(features, 2, 4)
+    assert indices.tolist() == expected_indices
+    np.testing.assert_allclose(distances, expected_distances, rtol=1e-4)
+
+    indices, distances = viz.nearest_neighbours(model, images, [0, 5], k=3, layer="pool5")
+    pool5 = np.stack([viz.feature_maps(model, image, "pool5").ravel() for image in images])
+    assert indices.shape == (2, 3)
+    assert indices[1].tolist() == brute_force_neighbours(pool5, 5, 3)[0]
+
+
+def test_plot_neighbours_rows(models, images, tmp_path):
+    indices, distances = viz.nearest_neighbours(models["paper"], images, [0, 3], k=4)
+    fig = viz.plot_neighbours(images, [0, 3], indices, distances=distances)
+    render(fig, tmp_path)
+    axes = np.array(fig.get_axes()).reshape(2, 5)
+    assert [ax.get_title() for ax in axes[:, 0]] == ["query 0", "query 3"]
+    assert axes[1, 1].get_title() == f"#1: image {indices[1, 0]}\nd = {distances[1, 0]:.3g}"
+    assert len(image_axes(fig)) == 10
+    assert fig.get_suptitle().startswith("Nearest neighbours")
+
+
+# -------------------------------------------------------------- portability
+
+
+@pytest.mark.parametrize("module", ["viz.py", "pretrained.py"])
+def test_helpers_use_no_tensorflow_directly(module):
+    """keras.ops and NumPy only, so the helpers run under any Keras backend."""
+    source = (pathlib.Path(viz.__file__).parent / module).read_text()
+    assert "import tensorflow" not in source and "tf." not in source
