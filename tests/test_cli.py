@@ -32,7 +32,7 @@ def test_version(capsys):
     assert __version__ in capsys.readouterr().out
 
 
-def test_unknown_profile_is_a_one_line_error(monkeypatch, capsys):
+def test_unknown_profile_is_a_one_line_error():
     from alexnet_tut.profiles import get_profile
     from alexnet_tut.errors import AlexnetTutError
 
@@ -44,3 +44,10 @@ def test_bad_arguments_exit_2_without_traceback():
     result = run("train", "--data", "x")  # --out missing
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and "--out" in result.stderr
+
+
+def test_data_scan_of_a_missing_folder_is_a_one_line_error(tmp_path):
+    result = run("data", "scan", str(tmp_path / "nowhere"))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert f"error: {tmp_path / 'nowhere'} does not exist" in result.stderr

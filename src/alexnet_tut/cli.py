@@ -81,17 +81,23 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "data":
         return _data(args)
     if args.command == "train":
-        return _not_yet("train", 4)
+        from alexnet_tut import train
+
+        train.run(args.data, args.out, variant=args.variant, epochs=args.epochs,
+                  batch_size=args.batch_size, profile=args.profile, resume=args.resume,
+                  verbose=1)
+        return 0
     if args.command == "bench":
-        return _not_yet("bench", 4)
+        from alexnet_tut import bench
+
+        bench.run(args.batch_size, args.steps, args.json)
+        return 0
     raise AssertionError(args.command)
 
 
 def _data(args: argparse.Namespace) -> int:
-    try:
-        from alexnet_tut import data
-    except ImportError:
-        return _not_yet(f"data {args.data_command}", 3)
+    from alexnet_tut import data
+
     if args.data_command == "imagenette":
         root = data.download_imagenette(
             args.size, args.dir, trust_new_checksum=args.trust_new_checksum)
@@ -102,12 +108,6 @@ def _data(args: argparse.Namespace) -> int:
         report = data.scan(args.dir)
         print(json.dumps(report, indent=2) if args.json else data.format_scan(report))
     return 0
-
-
-def _not_yet(what: str, issue: int) -> int:
-    print(f"error: `alexnet-tut {what}` is not built yet (tracked in issue #{issue})",
-          file=sys.stderr)
-    return 2
 
 
 if __name__ == "__main__":

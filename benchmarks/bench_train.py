@@ -1,0 +1,35 @@
+"""Training images/s of the book's AlexNets next to a plain PyTorch AlexNet (see alexnet_tut.bench).
+
+    python benchmarks/bench_train.py [--batch-size 16] [--steps 3] [--rounds 2] [--json PATH]
+    KERAS_BACKEND=jax python benchmarks/bench_train.py     # no TensorFlow needed
+
+Writes a JSON record (default: benchmarks/results/bench_train-<keras backend>.json).
+On a GPU, use a realistic batch: --batch-size 128 --steps 20 --rounds 3.
+"""
+
+import argparse
+from pathlib import Path
+
+import keras
+
+from alexnet_tut import bench
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--rounds", type=int, default=bench.DEFAULT_ROUNDS)
+    parser.add_argument("--precision", action="append", default=None,
+                        help="a Keras dtype policy; repeat for several (default: per hardware)")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    json_path = args.json or (Path(__file__).parent / "results"
+                              / f"bench_train-{keras.backend.backend()}.json")
+    bench.run(args.batch_size, args.steps, json_path, rounds=args.rounds,
+              precisions=args.precision)
+    print(f"record: {json_path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,378 @@
+"""Training images per second of the book's AlexNets, next to a plain PyTorch AlexNet.
+
+``alexnet-tut bench`` times one SGD training step (forward, backward, update)
+on in-memory synthetic batches, so that the number measures the model and the
+framework, not the input pipeline:
+
+* the Keras models ``paper`` (two towers, LRN) and ``one_tower``, on whatever
+  Keras backend is active (TensorFlow, or JAX with ``KERAS_BACKEND=jax``; this
+  module imports TensorFlow only when it is the backend);
+* a plain ``torch.nn`` AlexNet with the very same layers (grouped
+  convolutions, LRN with the paper's constants), same batch, same precision;
+* in float32, and in mixed precision where the hardware has it (bfloat16 on
+  CPUs with AVX512-BF16/AMX and on GPUs of compute capability 8.0+, float16 on
+  7.x GPUs).
+
+The configurations are measured interleaved, round by round, so that a busy
+machine slows all of them alike; each result is the median over rounds.
+Alongside, the machine's float32 matrix-multiply rate (the best of NumPy and
+PyTorch on a large square matmul) serves as its practical peak, and each
+result says what fraction of it the step reaches. A training step costs about
+three forward passes: $3 \\times 2 \\times$ MACs floating-point operations per
+image (MACs from :func:`alexnet_tut.models.total_macs`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import keras
+import numpy as np
+
+from alexnet_tut.errors import AlexnetTutError
+
+BENCH_VARIANTS: tuple[str, ...] = ("paper", "one_tower")
+DEFAULT_BATCH_SIZE = 16  # small enough for a two-core CPU; use 128+ on a GPU
+DEFAULT_STEPS = 3
+DEFAULT_ROUNDS = 2
+
+
+# --------------------------------------------------------------------------
+# The machine
+# --------------------------------------------------------------------------
+
+def _gpu_capability() -> tuple[int, int] | None:
+    """Compute capability of the first GPU the Keras backend sees, else ``None``."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        if not gpus:
+            return None
+        cc = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability")
+        return tuple(cc) if cc else (0, 0)
+    if backend == "jax":
+        import jax
+
+        gpus = [d for d in jax.devices() if d.platform == "gpu"]
+        if not gpus:
+            return None
+        cc = getattr(gpus[0], "compute_capability", "0.0")
+        major, _, minor = str(cc).partition(".")
+        return int(major), int(minor or 0)
+    return None
+
+
+def _cpu_has_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def default_precisions() -> list[str]:
+    """float32, plus the mixed precision this machine runs natively, if any."""
+    cc = _gpu_capability()
+    if cc is not None:
+        if cc >= (8, 0):
+            return ["float32", "mixed_bfloat16"]
+        if cc >= (7, 0):
+            return ["float32", "mixed_float16"]
+        return ["float32"]
+    return ["float32", "mixed_bfloat16"] if _cpu_has_bf16() else ["float32"]
+
+
+def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> dict[str, float]:
+    """The best float32 GFLOP/s of an ``n``×``n`` matmul, with NumPy and (if installed) PyTorch."""
+    rates: dict[str, float] = {}
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    rates["numpy"] = _best_rate(lambda: np.matmul(a, a), 2 * n**3, repeats)
+    torch = _torch()
+    if torch is not None:
+        t = torch.from_numpy(a)
+        if torch.cuda.is_available():
+            t = t.cuda()
+            sync = torch.cuda.synchronize
+        else:
+            sync = lambda: None  # noqa: E731
+        rates["torch"] = _best_rate(lambda: (torch.mm(t, t), sync()), 2 * n**3, repeats)
+    return rates
+
+
+def _best_rate(fn: Callable[[], Any], flops: float, repeats: int) -> float:
+    fn()  # warm up
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return flops / best / 1e9
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+# --------------------------------------------------------------------------
+# The two training steps
+# --------------------------------------------------------------------------
+
+def keras_step(variant: str, batch_size: int, precision: str, image_size: int = 227,
+               num_classes: int = 1000, seed: int = 0) -> tuple[Callable[[], None], int]:
+    """A Keras training step on one fixed synthetic batch, and the model's MACs per image.
+
+    The model is the book's (``build_alexnet``), compiled as the training
+    chapter does: SGD with momentum 0.9, cross-entropy on logits,
+    ``jit_compile="auto"`` (XLA on GPUs).
+    """
+    from alexnet_tut.models import build_alexnet, total_macs
+
+    previous = keras.mixed_precision.dtype_policy()
+    keras.mixed_precision.set_dtype_policy(precision)
+    try:
+        model = build_alexnet(variant, input_shape=(image_size, image_size, 3),
+                              num_classes=num_classes, weight_decay=5e-4)
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous)
+    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch_size, image_size, image_size, 3), dtype=np.float32)
+    y = rng.integers(0, num_classes, batch_size).astype("int32")
+    x, y = keras.ops.convert_to_tensor(x), keras.ops.convert_to_tensor(y)
+
+    def step() -> None:
+        loss = model.train_on_batch(x, y)
+        float(loss)  # wait for the device
+
+    return step, total_macs(model)
+
+
+def torch_alexnet(variant: str, num_classes: int = 1000, image_size: int = 227):
+    """A plain ``torch.nn`` AlexNet with the same layers as the book's Keras model.
+
+    ``paper``: grouped conv2/4/5 (``groups=2``) and LRN after conv1 and conv2
+    with the paper's constants (PyTorch divides α by the window size, so α is
+    passed as 5 × 1e-4). ``one_tower``: 96-256-384-384-256, no LRN. Both take
+    227×227 images with no padding in conv1, as the paper's Figure 2.
+    """
+    import torch.nn as nn
+
+    groups, lrn = (2, True) if variant == "paper" else (1, False)
+    side = (image_size - 11) // 4 + 1  # conv1, valid
+    for _ in range(3):  # three 3×3 / 2 max-pools
+        side = (side - 3) // 2 + 1
+
+    def norm():
+        return [nn.LocalResponseNorm(5, alpha=5 * 1e-4, beta=0.75, k=2.0)] if lrn else []
+
+    return nn.Sequential(
+        nn.Conv2d(3, 96, 11, stride=4), nn.ReLU(inplace=True), *norm(), nn.MaxPool2d(3, 2),
+        nn.Conv2d(96, 256, 5, padding=2, groups=groups), nn.ReLU(inplace=True), *norm(),
+        nn.MaxPool2d(3, 2),
+        nn.Conv2d(256, 384, 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(384, 384, 3, padding=1, groups=groups), nn.ReLU(inplace=True),
+        nn.Conv2d(384, 256, 3, padding=1, groups=groups), nn.ReLU(inplace=True),
+        nn.MaxPool2d(3, 2), nn.Flatten(),
+        nn.Linear(256 * side * side, 4096), nn.ReLU(inplace=True), nn.Dropout(0.5),
+        nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Dropout(0.5),
+        nn.Linear(4096, num_classes),
+    )
+
+
+def torch_step(variant: str, batch_size: int, precision: str, image_size: int = 227,
+               num_classes: int = 1000, seed: int = 0) -> Callable[[], None]:
+    """The same training step in plain PyTorch: SGD momentum 0.9, weight decay 5e-4, autocast."""
+    torch = _torch()
+    torch.manual_seed(seed)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = torch_alexnet(variant, num_classes, image_size).to(device).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    x = torch.randn(batch_size, 3, image_size, image_size, device=device)
+    y = torch.randint(0, num_classes, (batch_size,), device=device)
+    dtype = {"mixed_bfloat16": torch.bfloat16, "mixed_float16": torch.float16}.get(precision)
+    scaler = torch.amp.GradScaler(device) if dtype == torch.float16 else None
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device, dtype=dtype or torch.float32, enabled=dtype is not None):
+            loss = loss_fn(model(x), y)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        loss.item()  # wait for the device
+
+    return step
+
+
+# --------------------------------------------------------------------------
+# The benchmark
+# --------------------------------------------------------------------------
+
+def run(
+    batch_size: int | None = None,
+    steps: int | None = None,
+    json_path: str | os.PathLike | None = None,
+    *,
+    variants: tuple[str, ...] = BENCH_VARIANTS,
+    precisions: list[str] | None = None,
+    rounds: int = DEFAULT_ROUNDS,
+    image_size: int = 227,
+    num_classes: int = 1000,
+    include_torch: bool = True,
+    verbose: bool = True,
+) -> dict:
+    """Measure training images/s of Keras and PyTorch AlexNets side by side; return the record.
+
+    Args:
+        batch_size: images per step (default 16: a two-core CPU; use 128 or
+            more on a GPU).
+        steps: timed steps per configuration and round (default 3).
+        json_path: also write the record there as JSON.
+        variants: the book's models to time.
+        precisions: Keras dtype policies; default :func:`default_precisions`.
+        rounds: how many times the configurations are interleaved.
+        image_size, num_classes: the input and output size (the paper's 227, 1000).
+        include_torch: time the PyTorch step too (when PyTorch is installed).
+        verbose: print a table as results arrive.
+    """
+    batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
+    steps = DEFAULT_STEPS if steps is None else steps
+    for name, value in (("--batch-size", batch_size), ("--steps", steps), ("rounds", rounds)):
+        if not isinstance(value, int) or value < 1:
+            raise AlexnetTutError(f"{name} must be a whole number of at least 1, got {value!r}")
+    for variant in variants:
+        if variant not in BENCH_VARIANTS:
+            raise AlexnetTutError(
+                f"unknown variant {variant!r}: choose from {', '.join(BENCH_VARIANTS)}")
+    precisions = list(precisions or default_precisions())
+    say = print if verbose else (lambda *a, **k: None)
+    torch = _torch() if include_torch else None
+    backend = keras.backend.backend()
+
+    peak = matmul_peak_gflops()
+    say(f"fp32 matmul peak: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peak.items()))
+
+    configs: list[dict] = []
+    for variant in variants:
+        for precision in precisions:
+            step, macs = keras_step(variant, batch_size, precision, image_size, num_classes)
+            configs.append({"framework": f"keras-{backend}", "variant": variant,
+                            "precision": precision, "step": step, "macs": macs})
+            if torch is not None:
+                configs.append({"framework": "torch", "variant": variant, "precision": precision,
+                                "step": torch_step(variant, batch_size, precision, image_size,
+                                                   num_classes),
+                                "macs": macs})
+    for config in configs:  # compile / warm up before any timing
+        config["step"]()
+        config["times"] = []
+    for _ in range(rounds):
+        for config in configs:
+            start = time.perf_counter()
+            for _ in range(steps):
+                config["step"]()
+            config["times"].append((time.perf_counter() - start) / steps)
+
+    best_peak = max(peak.values())
+    results = []
+    for config in configs:
+        seconds = statistics.median(config["times"])
+        images_per_sec = batch_size / seconds
+        train_gflop = 3 * 2 * config["macs"] / 1e9
+        result = {
+            "framework": config["framework"],
+            "variant": config["variant"],
+            "precision": config["precision"],
+            "images_per_sec": images_per_sec,
+            "step_ms": seconds * 1e3,
+            "step_ms_per_round": [t * 1e3 for t in config["times"]],
+            "train_gflop_per_image": train_gflop,
+            "achieved_gflops": images_per_sec * train_gflop,
+            "fraction_of_fp32_matmul_peak": images_per_sec * train_gflop / best_peak,
+        }
+        results.append(result)
+        say(f"{result['framework']:>17} {result['variant']:>9} {result['precision']:>14}: "
+            f"{images_per_sec:8.1f} images/s, {result['achieved_gflops']:7.0f} GFLOP/s "
+            f"({result['fraction_of_fp32_matmul_peak']:.0%} of the fp32 matmul peak)")
+
+    record = {
+        "benchmark": "alexnet-tut training step, synthetic in-memory batches",
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": _machine(torch),
+        "settings": {"batch_size": batch_size, "steps": steps, "rounds": rounds,
+                     "image_size": image_size, "num_classes": num_classes,
+                     "precisions": precisions, "variants": list(variants),
+                     "interleaved": True, "statistic": "median over rounds"},
+        "fp32_matmul_peak_gflops": peak,
+        "results": results,
+        "keras_over_torch": _ratios(results, f"keras-{backend}"),
+    }
+    for key, ratio in record["keras_over_torch"].items():
+        say(f"Keras / PyTorch, {key}: {ratio:.2f}×")
+    if json_path is not None:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_path).write_text(json.dumps(record, indent=2))
+    return record
+
+
+def _ratios(results: list[dict], keras_name: str) -> dict[str, float]:
+    by_key = {(r["framework"], r["variant"], r["precision"]): r["images_per_sec"]
+              for r in results}
+    return {f"{variant}/{precision}": speed / by_key[("torch", variant, precision)]
+            for (framework, variant, precision), speed in by_key.items()
+            if framework == keras_name and ("torch", variant, precision) in by_key}
+
+
+def _machine(torch) -> dict:
+    backend = keras.backend.backend()
+    info = {
+        "platform": platform.platform(),
+        "processor": _cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "keras": keras.__version__,
+        "keras_backend": backend,
+        "gpu_compute_capability": _gpu_capability(),
+        "torch": getattr(torch, "__version__", None),
+    }
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        info["tensorflow"] = tf.__version__
+    elif backend == "jax":
+        import jax
+
+        info["jax"] = jax.__version__
+        info["jax_devices"] = [str(d) for d in jax.devices()]
+    if torch is not None:
+        info["torch_threads"] = torch.get_num_threads()
+        info["torch_cuda"] = torch.cuda.is_available()
+    return info
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()

@@ -1,0 +1,72 @@
+"""The training benchmark: a tiny run, and the record's fields."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from alexnet_tut import bench
+from alexnet_tut.errors import AlexnetTutError
+from alexnet_tut.models import build_alexnet
+
+TINY = dict(batch_size=2, steps=1, rounds=1, image_size=67, num_classes=10,
+            precisions=["float32"], verbose=False)
+
+
+def test_tiny_bench_record_has_every_field(tmp_path):
+    path = tmp_path / "bench.json"
+    record = bench.run(json_path=path, **TINY)
+    assert json.loads(path.read_text()) == json.loads(json.dumps(record))
+    assert record["settings"]["batch_size"] == 2 and record["settings"]["interleaved"]
+    assert record["fp32_matmul_peak_gflops"]["numpy"] > 0
+    frameworks = {(r["framework"], r["variant"]) for r in record["results"]}
+    assert frameworks == {("keras-tensorflow", "paper"), ("keras-tensorflow", "one_tower"),
+                          ("torch", "paper"), ("torch", "one_tower")}
+    for result in record["results"]:
+        assert result["images_per_sec"] > 0
+        assert 0 < result["fraction_of_fp32_matmul_peak"]
+        assert result["achieved_gflops"] == pytest.approx(
+            result["images_per_sec"] * result["train_gflop_per_image"])
+    assert set(record["keras_over_torch"]) == {"paper/float32", "one_tower/float32"}
+
+
+def test_torch_model_has_the_keras_models_layers():
+    torch = pytest.importorskip("torch")
+    for variant, params in (("paper", 60_965_224), ("one_tower", 62_378_344)):
+        model = bench.torch_alexnet(variant)
+        assert sum(p.numel() for p in model.parameters()) == params
+        assert build_alexnet(variant).count_params() == params
+        assert model(torch.zeros(1, 3, 227, 227)).shape == (1, 1000)
+
+
+def test_training_flops_per_image_are_three_forward_passes():
+    record = bench.run(variants=("paper",), include_torch=False, **TINY)
+    macs = __import__("alexnet_tut.models", fromlist=["x"]).total_macs(
+        build_alexnet("paper", input_shape=(67, 67, 3), num_classes=10))
+    assert record["results"][0]["train_gflop_per_image"] == pytest.approx(6 * macs / 1e9)
+
+
+def test_bad_arguments_are_one_line_errors():
+    with pytest.raises(AlexnetTutError, match="--steps must be"):
+        bench.run(steps=0, verbose=False)
+    with pytest.raises(AlexnetTutError, match="unknown variant"):
+        bench.run(variants=("vgg",), verbose=False)
+
+
+def test_runs_under_jax_without_tensorflow():
+    pytest.importorskip("jax")
+    code = (
+        "import sys, json\n"
+        "from alexnet_tut import bench\n"
+        f"record = bench.run(variants=('paper',), **{TINY!r})\n"
+        "assert 'tensorflow' not in sys.modules, 'TensorFlow was imported'\n"
+        "print(json.dumps(sorted({r['framework'] for r in record['results']})))\n"
+    )
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == ["keras-jax", "torch"]

@@ -1,0 +1,293 @@
+"""Training: the paper's recipe, checkpoints that survive SIGKILL, reports, one-line errors.
+
+Every run here is the ``smoke`` profile on the offline stand-in (67 px crops,
+a few dozen images), so each takes seconds on two CPU cores.
+"""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from alexnet_tut import data, train
+from alexnet_tut.errors import AlexnetTutError
+
+EPOCHS = 4  # enough for the loss to fall, and for a kill in the middle
+
+
+@pytest.fixture(scope="module")
+def standin(tmp_path_factory):
+    return data.write_standin(tmp_path_factory.mktemp("data") / "standin")
+
+
+@pytest.fixture(scope="module")
+def reference(standin, tmp_path_factory):
+    """One uninterrupted smoke run: its folder and report."""
+    out = tmp_path_factory.mktemp("runs") / "reference"
+    report = train.run(standin, out, profile="smoke", epochs=EPOCHS, verbose=0)
+    return out, report
+
+
+def steps_per_epoch(report):
+    return math.ceil(report["num_train"] / report["batch_size"])
+
+
+# --------------------------------------------------------------------------
+# A whole run
+# --------------------------------------------------------------------------
+
+def test_smoke_run_writes_checkpoints_logs_and_report(reference):
+    out, report = reference
+    assert (out / "best.keras").is_file()
+    assert (out / "history.csv").is_file()
+    assert (out / "config.json").is_file()
+    state = json.loads((out / "backup" / "state.json").read_text())
+    assert state["epoch"] == EPOCHS
+    assert (out / "backup" / state["weights"]).is_file()
+    assert not list(out.rglob("partial-*")), "a temporary file was left behind"
+    if train.tensorboard_callbacks(out / "unused"):
+        assert list((out / "tensorboard").rglob("events.out.tfevents.*"))
+
+    on_disk = json.loads((out / "report.json").read_text())
+    assert on_disk.keys() == report.keys()
+    assert (on_disk["top1"], on_disk["ten_crop_top1"]) == (report["top1"], report["ten_crop_top1"])
+    for key in ("top1", "top5", "ten_crop_top1"):
+        assert 0.0 <= report[key] <= 1.0
+    assert report["top5"] >= report["top1"]
+    assert report["images_per_sec"] > 0 and report["wall_time_s"] > 0
+    assert report["epochs"] == report["epochs_in_history"] == EPOCHS
+    assert report["profile"] == "smoke" and report["data_kind"] == "standin"
+    assert "stand-in" in report["data_source"]
+    assert report["iterations"] == EPOCHS * steps_per_epoch(report)
+
+    best = keras.saving.load_model(out / "best.keras")
+    assert best.output_shape == (None, report["num_classes"])
+
+
+def test_history_has_one_row_per_epoch_with_the_paper_metrics(reference):
+    out, _ = reference
+    history = train.read_history(out)
+    assert [int(row["epoch"]) for row in history] == list(range(EPOCHS))
+    for column in ("loss", "top1", "top5", "val_loss", "val_top1", "val_top5",
+                   "learning_rate", "images_per_sec"):
+        assert column in history[0]
+    assert history[0]["learning_rate"] == pytest.approx(0.01)
+
+
+def test_loss_decreases_on_the_standin(reference):
+    out, _ = reference
+    history = train.read_history(out)
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert history[-1]["val_loss"] < history[0]["val_loss"]
+
+
+# --------------------------------------------------------------------------
+# SIGKILL in the middle of an epoch, then --resume
+# --------------------------------------------------------------------------
+
+CHILD = """
+import sys, time, keras
+from alexnet_tut import train
+
+class StallInSecondEpoch(keras.callbacks.Callback):
+    # Stand in for a long epoch: stop in the middle of epoch 2 and say so.
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+    def on_train_batch_end(self, batch, logs=None):
+        if self.epoch == 1 and batch == 1:
+            open(sys.argv[3], "w").close()
+            time.sleep(600)
+
+train.run(sys.argv[1], sys.argv[2], profile="smoke", epochs={epochs}, verbose=0,
+          callbacks=[StallInSecondEpoch()])
+"""
+
+
+def test_sigkill_mid_epoch_then_resume_loses_nothing(standin, reference, tmp_path):
+    out, marker = tmp_path / "run", tmp_path / "in-second-epoch"
+    script = tmp_path / "child.py"
+    script.write_text(textwrap.dedent(CHILD.format(epochs=EPOCHS)))
+    child = subprocess.Popen([sys.executable, str(script), str(standin), str(out), str(marker)],
+                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 180
+        while not marker.exists():
+            assert child.poll() is None, child.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "the child never reached its second epoch"
+            time.sleep(0.2)
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.stderr.close()
+    assert child.returncode == -signal.SIGKILL
+    assert train.ResumableBackup.read_state(out / "backup")["epoch"] == 1
+    assert not (out / "report.json").exists()
+
+    report = train.run(standin, out, profile="smoke", epochs=EPOCHS, resume=True, verbose=0)
+
+    _, uninterrupted = reference
+    history = train.read_history(out)
+    assert [int(row["epoch"]) for row in history] == list(range(EPOCHS))  # once each
+    assert report["resumed_from_epoch"] == 1
+    assert report["epochs_in_history"] == EPOCHS
+    # The optimizer's step counter came back from the checkpoint: no step was
+    # lost or repeated, and the partial second epoch was run again from its start.
+    assert report["iterations"] == uninterrupted["iterations"] == EPOCHS * steps_per_epoch(report)
+    # Same recipe, same data, same seed: the same result up to run-to-run noise
+    # (24 validation images: one image is 4 %).
+    assert abs(report["top1"] - uninterrupted["top1"]) <= 0.25
+    assert report["val_loss"] == pytest.approx(uninterrupted["val_loss"], rel=0.25)
+    assert history[-1]["loss"] < history[0]["loss"]
+
+
+def test_a_finished_run_resumes_to_the_same_report(standin, reference):
+    out, report = reference
+    again = train.run(standin, out, profile="smoke", epochs=EPOCHS, resume=True, verbose=0)
+    assert again["resumed_from_epoch"] == EPOCHS
+    assert again["iterations"] == report["iterations"]
+    assert again["top1"] == pytest.approx(report["top1"])
+    assert len(train.read_history(out)) == EPOCHS
+
+
+# --------------------------------------------------------------------------
+# The pieces of the recipe
+# --------------------------------------------------------------------------
+
+def tiny_model(num_classes=3):
+    model = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.Flatten(),
+                              keras.layers.Dense(num_classes, name="fc8")])
+    train.compile_model(model, train.get_recipe("paper"))
+    return model
+
+
+def test_learning_rate_is_divided_by_ten_at_most_three_times():
+    model = tiny_model()
+    plateau = train.plateau_callback(train.get_recipe("paper", plateau_patience=1))
+    plateau.set_model(model)
+    plateau.on_train_begin()
+    rates = []
+    for epoch in range(12):  # validation accuracy never improves after epoch 0
+        plateau.on_epoch_end(epoch, {"val_top1": 0.5})
+        rates.append(float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
+    assert sorted(set(rates), reverse=True) == pytest.approx([1e-2, 1e-3, 1e-4, 1e-5])
+    assert rates[-1] == pytest.approx(1e-5)
+
+
+def test_recipe_is_the_papers():
+    recipe = train.get_recipe()
+    assert (recipe.learning_rate, recipe.momentum, recipe.weight_decay, recipe.dropout) == (
+        0.01, 0.9, 0.0005, 0.5)
+    model = train.build_model("paper", 67, 3, recipe)
+    # Keras's L2(l) has gradient 2·l·w; the paper's decay term is 0.0005·w.
+    assert model.get_layer("conv1").kernel_regularizer.l2 == pytest.approx(0.00025)
+    assert model.get_layer("fc6").bias_regularizer is None
+    assert model.get_layer("drop6").rate == 0.5
+    train.compile_model(model, recipe)
+    assert isinstance(model.optimizer, keras.optimizers.SGD)
+    assert float(model.optimizer.momentum) == pytest.approx(0.9)
+    top5 = [m for m in train.accuracy_metrics(3) if m.name == "top5"][0]
+    assert top5._fn_kwargs["k"] == 3  # three classes: top-5 means top-3
+
+
+def test_paper_init_sets_the_papers_biases():
+    recipe = train.get_recipe(paper_init=True, paper_bias=0.1)  # Caffe's fallback
+    model = train.build_model("paper", 67, 3, recipe)
+    assert np.allclose(keras.ops.convert_to_numpy(model.get_layer("fc6").bias), 0.1)
+    assert np.allclose(keras.ops.convert_to_numpy(model.get_layer("conv3").bias), 0.0)
+    assert np.std(keras.ops.convert_to_numpy(model.get_layer("fc7").kernel)) == pytest.approx(
+        0.01, rel=0.05)
+
+
+def test_modern_recipe_warms_up_and_smooths_labels():
+    recipe = train.get_recipe("modern")
+    assert recipe.warmup_epochs and recipe.label_smoothing
+    warmup = train.warmup_callback(recipe)
+    lrs = [warmup.schedule(e, 0.5) for e in range(recipe.warmup_epochs + 1)]
+    assert lrs[-2] == pytest.approx(0.01) and lrs[0] < 0.01 and lrs[-1] == 0.5
+    assert train.warmup_callback(train.get_recipe("paper")) is None
+    loss = train._SmoothedSparseCrossentropy(3, 0.1)
+    logits = np.array([[2.0, 0.0, -1.0]], "float32")
+    expected = keras.losses.categorical_crossentropy(
+        np.array([[0.0, 1.0, 0.0]], "float32"), logits, from_logits=True, label_smoothing=0.1)
+    assert float(loss(np.array([1]), logits)) == pytest.approx(float(expected[0]), rel=1e-5)
+
+
+def test_ten_crop_averages_the_softmax_of_each_images_ten_patches():
+    model = tiny_model()
+    patches = np.random.default_rng(0).normal(size=(2, 10, 4, 4, 3)).astype("float32")
+    got = train.ten_crop_probabilities(model, patches)
+    for i in range(2):
+        logits = keras.ops.convert_to_numpy(model(patches[i]))
+        softmax = np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)
+        np.testing.assert_allclose(got[i], softmax.mean(axis=0), rtol=1e-5)
+    labels = np.argmax(got, axis=-1)
+    assert train.ten_crop_top1(model, [(patches, labels)]) == 1.0
+
+
+def test_backup_survives_a_torn_write_and_restores_callback_counters(tmp_path):
+    model = tiny_model()
+    plateau = train.plateau_callback(train.get_recipe())
+    backup = train.ResumableBackup(tmp_path, stateful={"plateau": (plateau, ("best", "wait"))})
+    x, y = np.zeros((6, 4, 4, 3), "float32"), np.arange(6) % 3
+    model.fit(x, y, validation_data=(x, y), epochs=2, verbose=0, callbacks=[plateau, backup])
+    weights = model.get_layer("fc8").get_weights()
+    # A process killed while writing the next state leaves a partial file behind.
+    (tmp_path / "partial-epoch00003-batch0000000.weights.h5").write_bytes(b"torn")
+
+    fresh, fresh_plateau = tiny_model(), train.plateau_callback(train.get_recipe())
+    fresh_plateau.set_model(fresh)
+    restore = train.ResumableBackup(
+        tmp_path, stateful={"plateau": (fresh_plateau, ("best", "wait"))})
+    restore.set_model(fresh)
+    fresh_plateau.on_train_begin()
+    restore.on_train_begin()
+    assert fresh._initial_epoch == 2
+    assert int(fresh.optimizer.iterations) == int(model.optimizer.iterations) == 2
+    np.testing.assert_array_equal(fresh.get_layer("fc8").get_weights()[0], weights[0])
+    assert (fresh_plateau.best, fresh_plateau.wait) == (plateau.best, plateau.wait)
+
+
+# --------------------------------------------------------------------------
+# Mistakes a user can make: one-line errors
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"epochs": 0}, "--epochs must be"),
+    ({"batch_size": -1}, "--batch-size must be"),
+    ({"variant": "vgg"}, "unknown variant 'vgg'"),
+    ({"profile": "huge"}, "unknown profile 'huge'"),
+    ({"recipe": "adam"}, "unknown recipe 'adam'"),
+])
+def test_bad_arguments_are_one_line_errors(standin, tmp_path, kwargs, message):
+    with pytest.raises(AlexnetTutError, match=message) as error:
+        train.run(standin, tmp_path / "run", verbose=0, **kwargs)
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "run").exists()
+
+
+def test_bad_data_folders_are_one_line_errors(tmp_path):
+    for folder in (tmp_path / "missing", tmp_path):
+        with pytest.raises(AlexnetTutError) as error:
+            train.run(folder, tmp_path / "run", profile="smoke", verbose=0)
+        assert "\n" not in str(error.value)
+    assert not (tmp_path / "run" / "config.json").exists()
+
+
+def test_a_run_folder_is_never_overwritten_or_resumed_with_other_settings(standin, reference):
+    out, _ = reference
+    with pytest.raises(AlexnetTutError, match="already holds a training run"):
+        train.run(standin, out, profile="smoke", verbose=0)
+    with pytest.raises(AlexnetTutError, match="started with variant='paper'"):
+        train.run(standin, out, profile="smoke", variant="one_tower", resume=True, verbose=0)
