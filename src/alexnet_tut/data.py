@@ -566,6 +566,14 @@ def _online(host: str = "s3.amazonaws.com", timeout: float = 3.0) -> bool:
         return False
 
 
+def _existing_folder(path: str | os.PathLike, label: str, hint: str) -> Path:
+    """``path`` as a Path, or a one-line error naming it and what was expected."""
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        raise AlexnetTutError(f"{label} does not exist (expected an ImageNet-layout folder: {hint})")
+    return folder
+
+
 def resolve_source(profile, data_dir: Path | None = None) -> DataSource:
     """Pick the data folder following the book's data policy; print nothing.
 
@@ -580,22 +588,15 @@ def resolve_source(profile, data_dir: Path | None = None) -> DataSource:
     description of the stand-in says why.
     """
     if data_dir is not None:
-        data_dir = Path(data_dir).expanduser()
-        if not data_dir.is_dir():
-            raise AlexnetTutError(
-                f"{data_dir} does not exist (expected an ImageNet-layout folder: "
-                "train/<class>/*.JPEG and val/<class>/*.JPEG)")
-        return _source_for(data_dir)
+        return _source_for(_existing_folder(data_dir, str(Path(data_dir).expanduser()),
+                                            "train/<class>/*.JPEG and val/<class>/*.JPEG"))
     note = ""
     if not getattr(profile, "standin_only", False):
         env = os.environ.get("ALEXNET_TUT_DATA", "").strip()
         if env:
-            path = Path(env).expanduser()
-            if not path.is_dir():
-                raise AlexnetTutError(
-                    f"ALEXNET_TUT_DATA={env} does not exist (expected an ImageNet-layout folder; "
-                    "unset the variable to use Imagenette or the stand-in)")
-            return _source_for(path)
+            return _source_for(_existing_folder(
+                env, f"ALEXNET_TUT_DATA={env}",
+                "unset the variable to use Imagenette or the stand-in"))
         size = "160px" if getattr(profile, "resize", 256) <= 160 else "320px"
         found = find_imagenette(prefer=size)
         if found:
