@@ -1,10 +1,11 @@
 """Training images/s of the book's AlexNets next to a plain PyTorch AlexNet (see alexnet_tut.bench).
 
-    python benchmarks/bench_train.py [--batch-size 16] [--steps 3] [--rounds 2] [--json PATH]
+    python benchmarks/bench_train.py [--batch-size B] [--steps 3] [--rounds 2] [--json PATH]
     KERAS_BACKEND=jax python benchmarks/bench_train.py     # no TensorFlow needed
 
 Writes a JSON record (default: benchmarks/results/bench_train-<keras backend>.json).
-On a GPU, use a realistic batch: --batch-size 128 --steps 20 --rounds 3.
+The batch defaults to the `auto` profile's (32 on a CPU, 128 on a GPU); on a GPU use
+more steps: --steps 20 --rounds 3.
 """
 
 import argparse

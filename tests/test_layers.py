@@ -1,4 +1,5 @@
-"""LocalResponseNormalization against TensorFlow's own LRN, the outside oracle.
+"""The book's layers against outside oracles: TensorFlow's own LRN and grouped
+convolution, and the paper's formula for the PCA colour shift.
 
 These tests run under any Keras backend (``make test`` runs them under
 TensorFlow and again under PyTorch): the layer is computed by the backend in
@@ -180,3 +181,57 @@ def test_pca_draws_anew_each_call_and_serialises():
     clone = PCAColorAugmentation.from_config(layer.get_config())
     np.testing.assert_allclose(clone.eigenvectors, PCA_VECTORS, rtol=1e-6)
     assert clone.stddev == 0.1 and clone.seed == 7
+
+
+# ---------------------------------------------------------------------------
+# GroupedConv2D: the oracle is TensorFlow's own grouped convolution.
+
+from alexnet_tut.layers import GroupedConv2D  # noqa: E402
+
+
+def tf_grouped_conv(x, kernel, bias, groups, padding="SAME"):
+    """``tf.nn.conv2d`` with a kernel of C_in / groups input channels is TensorFlow's grouped conv."""
+    assert kernel.shape[2] * groups == x.shape[-1]
+    return tf.nn.conv2d(tf.constant(x), tf.constant(kernel), 1, padding) + bias
+
+
+@pytest.mark.parametrize("groups", [1, 2, 4])
+def test_grouped_conv_matches_tensorflow_forward_and_gradient(groups):
+    rng = np.random.default_rng(groups)
+    x = rng.normal(size=(2, 9, 9, 8)).astype("float32")
+    layer = GroupedConv2D(12, 3, padding="same", groups=groups)
+    layer.build(x.shape)
+    kernel = rng.normal(size=(3, 3, 8 // groups, 12)).astype("float32")
+    bias = rng.normal(size=12).astype("float32")
+    layer.set_weights([kernel, bias])
+    upstream = rng.normal(size=(2, 9, 9, 12)).astype("float32")
+    got, got_grad = value_and_grad(layer, x, upstream)
+
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        want = tf_grouped_conv(xt, kernel, bias, groups)
+        loss = tf.reduce_sum(want * upstream)
+    assert rel_err(got, want.numpy()) < 1e-5
+    assert rel_err(got_grad, tape.gradient(loss, xt).numpy()) < 1e-5
+
+
+def test_grouped_conv_keeps_each_group_to_its_own_channels():
+    # Output channels of group 2 must not change when only group 1's inputs change.
+    layer = GroupedConv2D(4, 1, groups=2)
+    x = np.random.default_rng(0).normal(size=(1, 3, 3, 6)).astype("float32")
+    before = ops.convert_to_numpy(layer(x))
+    x[..., :3] += 1.0
+    after = ops.convert_to_numpy(layer(x))
+    assert np.array_equal(before[..., 2:], after[..., 2:])
+    assert not np.allclose(before[..., :2], after[..., :2])
+
+
+def test_grouped_conv_saves_and_loads_as_itself(tmp_path):
+    inputs = keras.Input((5, 5, 4))
+    model = keras.Model(inputs, GroupedConv2D(6, 3, groups=2, name="g")(inputs))
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert isinstance(loaded.get_layer("g"), GroupedConv2D) and loaded.get_layer("g").groups == 2
+    x = np.ones((1, 5, 5, 4), "float32")
+    assert np.allclose(ops.convert_to_numpy(model(x)), ops.convert_to_numpy(loaded(x)))

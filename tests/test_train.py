@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import keras
@@ -20,6 +21,7 @@ import pytest
 
 from alexnet_tut import data, train
 from alexnet_tut.errors import AlexnetTutError
+from alexnet_tut.profiles import PROFILES
 
 EPOCHS = 4  # enough for the loss to fall, and for a kill in the middle
 
@@ -80,7 +82,7 @@ def test_history_has_one_row_per_epoch_with_the_paper_metrics(reference):
     for column in ("loss", "top1", "top5", "val_loss", "val_top1", "val_top5",
                    "learning_rate", "images_per_sec"):
         assert column in history[0]
-    assert history[0]["learning_rate"] == pytest.approx(0.01)
+    assert history[0]["learning_rate"] == pytest.approx(0.01 * 8 / 128)  # smoke: batch 8
 
 
 def test_loss_decreases_on_the_standin(reference):
@@ -88,6 +90,17 @@ def test_loss_decreases_on_the_standin(reference):
     history = train.read_history(out)
     assert history[-1]["loss"] < history[0]["loss"]
     assert history[-1]["val_loss"] < history[0]["val_loss"]
+
+
+def test_loss_decreases_in_the_cpu_profile(standin, tmp_path):
+    # The cpu profile's sizes and recipe (127-pixel crops, batch 32, learning
+    # rate 0.0025), on fewer images and epochs so that the test stays short.
+    tiny_cpu = replace(PROFILES["cpu"], epochs=3, max_train_per_class=24, max_val_per_class=8,
+                       standin_only=True)
+    report = train.run(standin, tmp_path / "cpu", profile=tiny_cpu, verbose=0)
+    losses = [row["loss"] for row in train.read_history(tmp_path / "cpu")]
+    assert losses[0] > losses[1] > losses[2], losses
+    assert report["top1"] > 2 / report["num_classes"]  # better than twice chance
 
 
 # --------------------------------------------------------------------------
@@ -190,15 +203,82 @@ def test_recipe_is_the_papers():
     assert (recipe.learning_rate, recipe.momentum, recipe.weight_decay, recipe.dropout) == (
         0.01, 0.9, 0.0005, 0.5)
     model = train.build_model("paper", 67, 3, recipe)
-    # Keras's L2(l) has gradient 2·l·w; the paper's decay term is 0.0005·w.
-    assert model.get_layer("conv1").kernel_regularizer.l2 == pytest.approx(0.00025)
-    assert model.get_layer("fc6").bias_regularizer is None
+    # The decay lives in the optimizer, so the logged loss is the cross-entropy alone.
+    assert model.get_layer("conv1").kernel_regularizer is None and not model.losses
     assert model.get_layer("drop6").rate == 0.5
-    train.compile_model(model, recipe)
-    assert isinstance(model.optimizer, keras.optimizers.SGD)
+    train.compile_model(model, recipe, batch_size=128)
+    assert isinstance(model.optimizer, train.PaperSGD)
     assert float(model.optimizer.momentum) == pytest.approx(0.9)
+    assert model.optimizer.paper_weight_decay == pytest.approx(0.0005)
+    assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(0.01)
     top5 = [m for m in train.accuracy_metrics(3) if m.name == "top5"][0]
     assert top5._fn_kwargs["k"] == 3  # three classes: top-5 means top-3
+
+
+def test_learning_rate_scales_with_the_batch_from_the_papers_128():
+    recipe = train.get_recipe()
+    assert recipe.learning_rate_for(128) == pytest.approx(0.01)
+    assert recipe.learning_rate_for(32) == pytest.approx(0.0025)
+    assert recipe.min_learning_rate(32) == pytest.approx(0.0025e-3)
+    model = tiny_model()
+    train.compile_model(model, recipe, batch_size=8)
+    assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(
+        0.01 * 8 / 128)
+
+
+def _sgd_steps_in_numpy(w, grads, lr, momentum, decay, decayed):
+    """The paper's §5 update, written out: v <- 0.9 v - decay·lr·w - lr·grad; w <- w + v."""
+    w, v = w.copy(), np.zeros_like(w)
+    for g in grads:
+        v = momentum * v - (decay * lr * w if decayed else 0.0) - lr * g
+        w = w + v
+    return w
+
+
+def test_paper_sgd_is_the_papers_update_rule_on_kernels_and_spares_biases():
+    rng = np.random.default_rng(0)
+    layer = keras.layers.Dense(3, name="fc")
+    layer.build((None, 4))
+    kernel0 = rng.normal(size=(4, 3)).astype("float32")
+    bias0 = rng.normal(size=3).astype("float32")
+    layer.set_weights([kernel0, bias0])
+    optimizer = train.PaperSGD(learning_rate=0.1, momentum=0.9, paper_weight_decay=0.05)
+    kernel_grads = [rng.normal(size=(4, 3)).astype("float32") for _ in range(3)]
+    bias_grads = [rng.normal(size=3).astype("float32") for _ in range(3)]
+    for gk, gb in zip(kernel_grads, bias_grads):
+        optimizer.apply_gradients([(gk, layer.kernel), (gb, layer.bias)])
+    kernel, bias = layer.get_weights()
+    np.testing.assert_allclose(
+        kernel, _sgd_steps_in_numpy(kernel0, kernel_grads, 0.1, 0.9, 0.05, True), rtol=1e-5)
+    np.testing.assert_allclose(
+        bias, _sgd_steps_in_numpy(bias0, bias_grads, 0.1, 0.9, 0.05, False), rtol=1e-5)
+
+
+def test_paper_sgd_matches_pytorch_sgd_with_weight_decay():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    w0 = rng.normal(size=(5, 2)).astype("float32")
+    grads = [rng.normal(size=(5, 2)).astype("float32") for _ in range(4)]
+    layer = keras.layers.Dense(2, use_bias=False)
+    layer.build((None, 5))
+    layer.set_weights([w0])
+    optimizer = train.PaperSGD(learning_rate=0.01, momentum=0.9, paper_weight_decay=5e-4)
+    param = torch.nn.Parameter(torch.tensor(w0))
+    reference = torch.optim.SGD([param], lr=0.01, momentum=0.9, weight_decay=5e-4)
+    for g in grads:
+        optimizer.apply_gradients([(g, layer.kernel)])
+        param.grad = torch.tensor(g)
+        reference.step()
+    np.testing.assert_allclose(layer.get_weights()[0], param.detach().numpy(), rtol=1e-5)
+
+
+def test_paper_sgd_round_trips_through_a_saved_model(tmp_path):
+    model = tiny_model()
+    model.fit(np.zeros((3, 4, 4, 3), "float32"), np.arange(3), epochs=1, verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert isinstance(loaded.optimizer, train.PaperSGD)
+    assert loaded.optimizer.paper_weight_decay == pytest.approx(0.0005)
 
 
 def test_paper_init_sets_the_papers_biases():

@@ -384,3 +384,46 @@ def test_helpers_use_no_tensorflow_directly(module):
     """keras.ops and NumPy only, so the helpers run under any Keras backend."""
     source = (pathlib.Path(viz.__file__).parent / module).read_text()
     assert "import tensorflow" not in source and "tf." not in source
+
+
+# --------------------------------------------------------------------------
+# Training curves and the confusion matrix
+
+
+def test_confusion_matrix_counts_pairs_against_a_hand_count():
+    labels = [0, 0, 1, 2, 2, 2]
+    predictions = [0, 1, 1, 2, 0, 2]
+    expected = np.array([[1, 1, 0], [0, 1, 0], [1, 0, 2]])
+    np.testing.assert_array_equal(viz.confusion_matrix(labels, predictions, 3), expected)
+    assert viz.confusion_matrix([], [], 2).sum() == 0
+
+
+def test_confusion_matrix_rejects_mismatched_or_out_of_range_input():
+    with pytest.raises(AlexnetTutError, match="pair up"):
+        viz.confusion_matrix([0, 1], [0], 2)
+    with pytest.raises(AlexnetTutError, match=r"\[0, 2\)"):
+        viz.confusion_matrix([0, 2], [0, 1], 2)
+
+
+def test_plot_confusion_matrix_labels_axes_with_class_names():
+    fig = viz.plot_confusion_matrix(np.array([[3, 1], [0, 4]]), ["tench", "church"], title="cm")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["tench", "church"]
+    assert sorted(t.get_text() for t in ax.texts) == ["1", "3", "4"]  # zero cells stay blank
+    with pytest.raises(AlexnetTutError, match="does not fit"):
+        viz.plot_confusion_matrix(np.zeros((3, 3)), ["a", "b"], title="x")
+
+
+def test_training_curves_plot_both_splits_and_mark_learning_rate_drops():
+    history = [{"loss": 2.0 - e / 10, "val_loss": 2.1 - e / 10, "top1": 0.1 * e,
+                "val_top1": 0.1 * e, "top5": 0.5, "val_top5": 0.5,
+                "learning_rate": 0.01 if e < 2 else 0.001} for e in range(4)]
+    fig = viz.plot_training_curves(history, title="run")
+    loss_axis = fig.axes[0]
+    lines = [l for l in loss_axis.get_lines() if len(l.get_xdata()) == 4]
+    assert len(lines) == 2  # training and validation
+    np.testing.assert_allclose(lines[0].get_ydata(), [2.0, 1.9, 1.8, 1.7])
+    drops = [l for l in loss_axis.get_lines() if l.get_linestyle() == ":"]
+    assert [float(l.get_xdata()[0]) for l in drops] == [2.5]  # after epoch 2
+    with pytest.raises(AlexnetTutError, match="no finished epoch"):
+        viz.plot_training_curves([], title="empty")

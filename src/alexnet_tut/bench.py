@@ -38,7 +38,6 @@ import numpy as np
 from alexnet_tut.errors import AlexnetTutError
 
 BENCH_VARIANTS: tuple[str, ...] = ("paper", "one_tower")
-DEFAULT_BATCH_SIZE = 16  # small enough for a two-core CPU; use 128+ on a GPU
 DEFAULT_STEPS = 3
 DEFAULT_ROUNDS = 2
 
@@ -133,29 +132,30 @@ def keras_step(variant: str, batch_size: int, precision: str, image_size: int = 
                num_classes: int = 1000, seed: int = 0) -> tuple[Callable[[], None], int]:
     """A Keras training step on one fixed synthetic batch, and the model's MACs per image.
 
-    The model is the book's (``build_alexnet``), compiled as the training
-    chapter does: SGD with momentum 0.9, cross-entropy on logits,
-    ``jit_compile="auto"`` (XLA on GPUs).
+    The model and its compilation are the training chapter's: ``build_alexnet``
+    and :func:`alexnet_tut.train.compile_model` (the paper's SGD with momentum
+    and weight decay, cross-entropy on logits, top-1/top-5 metrics,
+    ``jit_compile="auto"``: XLA on GPUs).
     """
+    from alexnet_tut import train
     from alexnet_tut.models import build_alexnet, total_macs
 
     previous = keras.mixed_precision.dtype_policy()
     keras.mixed_precision.set_dtype_policy(precision)
     try:
         model = build_alexnet(variant, input_shape=(image_size, image_size, 3),
-                              num_classes=num_classes, weight_decay=5e-4)
+                              num_classes=num_classes)
+        train.compile_model(model, train.get_recipe(), batch_size=batch_size)
     finally:
         keras.mixed_precision.set_dtype_policy(previous)
-    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((batch_size, image_size, image_size, 3), dtype=np.float32)
     y = rng.integers(0, num_classes, batch_size).astype("int32")
     x, y = keras.ops.convert_to_tensor(x), keras.ops.convert_to_tensor(y)
 
     def step() -> None:
-        loss = model.train_on_batch(x, y)
-        float(loss)  # wait for the device
+        logs = model.train_on_batch(x, y, return_dict=True)
+        float(logs["loss"])  # wait for the device
 
     return step, total_macs(model)
 
@@ -242,8 +242,8 @@ def run(
     """Measure training images/s of Keras and PyTorch AlexNets side by side; return the record.
 
     Args:
-        batch_size: images per step (default 16: a two-core CPU; use 128 or
-            more on a GPU).
+        batch_size: images per step; default the batch the ``auto`` profile
+            trains with (32 on a CPU, the paper's 128 on a GPU).
         steps: timed steps per configuration and round (default 3).
         json_path: also write the record there as JSON.
         variants: the book's models to time.
@@ -253,7 +253,10 @@ def run(
         include_torch: time the PyTorch step too (when PyTorch is installed).
         verbose: print a table as results arrive.
     """
-    batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
+    if batch_size is None:
+        from alexnet_tut.profiles import get_profile
+
+        batch_size = get_profile("auto").batch_size
     steps = DEFAULT_STEPS if steps is None else steps
     for name, value in (("--batch-size", batch_size), ("--steps", steps), ("rounds", rounds)):
         if not isinstance(value, int) or value < 1:

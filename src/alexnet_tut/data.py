@@ -854,3 +854,17 @@ def load_datasets(
         train=train, val=val, val_ten_crop=val_ten_crop, class_names=list(report["classes"]),
         num_train=len(train_files), num_val=len(val_files), mean=mean, pca=color_pca,
         report=report)
+
+
+def load_profile_datasets(root: Path, profile, *, batch_size: int | None = None,
+                          seed: int = 0, **kwargs: Any) -> Datasets:
+    """:func:`load_datasets` at a profile's sizes: what ``train.run`` trains and validates on.
+
+    ``profile`` is a :class:`alexnet_tut.profiles.Profile`; ``batch_size``
+    defaults to its batch. Chapters call this to see the very images a run used.
+    """
+    return load_datasets(
+        root, image_size=profile.image_size, resize=profile.resize,
+        batch_size=batch_size or profile.batch_size,
+        max_train_per_class=profile.max_train_per_class,
+        max_val_per_class=profile.max_val_per_class, seed=seed, **kwargs)

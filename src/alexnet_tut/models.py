@@ -17,7 +17,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from alexnet_tut.layers import LocalResponseNormalization
+from alexnet_tut.layers import GroupedConv2D, LocalResponseNormalization
 
 Variant = Literal["paper", "one_tower", "torchvision"]
 VARIANTS: tuple[str, ...] = ("paper", "one_tower", "torchvision")
@@ -106,7 +106,8 @@ def _layer_kwargs(paper_init: bool, weight_decay: float) -> dict:
 
 
 def _conv(filters, size, name, kw, strides=1, padding="same", groups=1):
-    return layers.Conv2D(
+    conv = GroupedConv2D if groups > 1 else layers.Conv2D  # see GroupedConv2D for why
+    return conv(
         filters, size, strides=strides, padding=padding, groups=groups,
         activation="relu", name=name, **kw,
     )

@@ -3,16 +3,23 @@
 The recipe, each choice with the paper section it comes from:
 
 * SGD with momentum 0.9 and batch 128 (§5).
-* Weight decay 0.0005 (§5). The paper's update is
-  $v \\leftarrow 0.9 v - 0.0005 \\epsilon w - \\epsilon \\nabla L$; Keras's
-  ``L2(l)`` penalty $l \\sum w^2$ has gradient $2 l w$, so the paper's 0.0005 is
-  ``L2(0.00025)`` on every kernel (``build_alexnet(weight_decay=5e-4)`` does
-  the halving). ``SGD(weight_decay=...)`` would be decoupled and also decay
-  biases, which the paper does not do.
-* Learning rate 0.01 for every layer, divided by 10 when the validation error
-  stops improving, three times in all (§5): Keras's ``ReduceLROnPlateau``
-  with ``factor=0.1`` and ``min_lr = 0.01 * 0.1**3``, which allows exactly
-  three reductions.
+* Weight decay 0.0005 on the weights (§5), in the paper's own update rule
+  $v \\leftarrow 0.9 v - 0.0005 \\epsilon w - \\epsilon \\nabla L$,
+  $w \\leftarrow w + v$: :class:`PaperSGD` adds $0.0005 w$ to each kernel's
+  gradient before the momentum step, so the decay runs through the momentum as
+  in the paper. That is the same gradient as a Keras ``L2(0.00025)`` penalty
+  (whose gradient is $2 \\cdot 0.00025 w$; ``build_alexnet(weight_decay=5e-4)``
+  offers that form), but the logged loss stays the cross-entropy alone, as in
+  the paper's and Caffe's logs, and the step is a little faster.
+  ``SGD(weight_decay=...)`` would be decoupled (outside the momentum) and would
+  also decay biases, which the paper does not do.
+* Learning rate 0.01 for every layer at batch 128, divided by 10 when the
+  validation error stops improving, three times in all (§5): Keras's
+  ``ReduceLROnPlateau`` with ``factor=0.1`` and ``min_lr`` at a thousandth of
+  the start, which allows exactly three reductions. A smaller batch gets a
+  proportionally smaller rate ($0.01 \\cdot B / 128$, the linear scaling rule
+  of Goyal et al. 2017), so that each image moves the weights as far as in the
+  paper; at batch 128 this is the paper's 0.01.
 * Weights from N(0, 0.01) and biases 1 in conv2, conv4, conv5, fc6 and fc7
   (§5) as an option (``paper_init=True``). Caffe's reference model found that
   bias 1 left the loss flat and used 0.1 (``paper_bias=0.1``). The default is
@@ -57,6 +64,7 @@ from typing import Any, Iterable
 
 import keras
 import numpy as np
+from keras import ops
 
 from alexnet_tut.errors import AlexnetTutError
 from alexnet_tut.models import build_alexnet
@@ -79,10 +87,14 @@ class Recipe:
 
     Attributes:
         name: ``"paper"`` or ``"modern"``.
-        learning_rate: starting learning rate (§5: 0.01 for all layers).
+        learning_rate: starting learning rate at batch ``reference_batch_size``
+            (§5: 0.01 for all layers at batch 128).
+        reference_batch_size: the batch ``learning_rate`` is for. A run with
+            batch $B$ starts at ``learning_rate * B / reference_batch_size``
+            (see :meth:`learning_rate_for`).
         momentum: SGD momentum (§5: 0.9).
-        weight_decay: the paper's weight decay (§5: 0.0005), applied as
-            ``L2(weight_decay / 2)`` on every kernel.
+        weight_decay: the paper's weight decay (§5: 0.0005) on every kernel,
+            applied by :class:`PaperSGD` in the paper's update rule.
         lr_factor: what the learning rate is multiplied by on a plateau (§5: 1/10).
         max_lr_reductions: how many times it may be reduced (§5: three).
         plateau_patience: epochs without a better validation top-1 before a
@@ -97,6 +109,7 @@ class Recipe:
 
     name: str = "paper"
     learning_rate: float = 0.01
+    reference_batch_size: int = 128
     momentum: float = 0.9
     weight_decay: float = 5e-4
     lr_factor: float = 0.1
@@ -108,10 +121,19 @@ class Recipe:
     warmup_epochs: int = 0
     label_smoothing: float = 0.0
 
-    @property
-    def min_learning_rate(self) -> float:
+    def learning_rate_for(self, batch_size: int) -> float:
+        """The starting learning rate at ``batch_size``: scaled linearly from the reference batch.
+
+        The paper's 0.01 at batch 128 moves the weights by $0.01/128$ of the
+        summed gradient per image. Keeping that per-image step at batch 32
+        means 0.0025. Without the scaling the `cpu` profile (batch 32)
+        diverged in its fourth epoch on the stand-in; with it, it trains.
+        """
+        return self.learning_rate * batch_size / self.reference_batch_size
+
+    def min_learning_rate(self, batch_size: int) -> float:
         """The floor that lets ``ReduceLROnPlateau`` reduce exactly ``max_lr_reductions`` times."""
-        return self.learning_rate * self.lr_factor**self.max_lr_reductions
+        return self.learning_rate_for(batch_size) * self.lr_factor**self.max_lr_reductions
 
 
 RECIPES: dict[str, Recipe] = {
@@ -149,8 +171,7 @@ def build_model(variant: str, image_size: int, num_classes: int, recipe: Recipe)
         dropout=recipe.dropout,
         paper_init=recipe.paper_init,
         paper_bias=recipe.paper_bias,
-        weight_decay=recipe.weight_decay,
-    )
+    )  # no L2 penalty in the model: PaperSGD applies the weight decay
 
 
 def accuracy_metrics(num_classes: int) -> list[keras.metrics.Metric]:
@@ -166,14 +187,55 @@ def accuracy_metrics(num_classes: int) -> list[keras.metrics.Metric]:
     ]
 
 
+@keras.saving.register_keras_serializable(package="alexnet_tut")
+class PaperSGD(keras.optimizers.SGD):
+    """SGD with momentum and the paper's weight decay (§5) on every kernel.
+
+    The paper's update is $v \\leftarrow 0.9 v - \\lambda \\epsilon w - \\epsilon
+    \\nabla L$, $w \\leftarrow w + v$ with $\\lambda = 0.0005$. Keras's SGD
+    computes $v \\leftarrow 0.9 v - \\epsilon g$, $w \\leftarrow w + v$, so
+    handing it $g = \\nabla L + \\lambda w$ is the paper's rule exactly (and
+    PyTorch's ``SGD(weight_decay=λ)``). The decay is added after the gradients
+    of all replicas have been summed, so a distributed run decays once, not
+    once per replica. Biases are not decayed, as in Caffe's reference model.
+
+    Args:
+        learning_rate, momentum: as ``keras.optimizers.SGD``.
+        paper_weight_decay: $\\lambda$ (§5: 0.0005).
+    """
+
+    def __init__(self, learning_rate: float = 0.01, momentum: float = 0.9,
+                 paper_weight_decay: float = 5e-4, **kwargs):
+        super().__init__(learning_rate=learning_rate, momentum=momentum, **kwargs)
+        self.paper_weight_decay = float(paper_weight_decay)
+
+    def build(self, variables):
+        super().build(variables)
+        self._decayed = {self._var_key(v) for v in variables if v.path.endswith("kernel")}
+
+    def update_step(self, gradient, variable, learning_rate):
+        if self.paper_weight_decay and self._var_key(variable) in self._decayed:
+            gradient = ops.add(ops.cast(gradient, variable.dtype),
+                               ops.multiply(variable, self.paper_weight_decay))
+        super().update_step(gradient, variable, learning_rate)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "paper_weight_decay": self.paper_weight_decay}
+
+
 def compile_model(
     model: keras.Model,
     recipe: Recipe,
     *,
+    batch_size: int | None = None,
     jit_compile: bool | str = "auto",
     steps_per_execution: int = 1,
 ) -> keras.Model:
-    """Compile ``model`` with SGD + momentum (§5), cross-entropy on logits, top-1/top-5.
+    """Compile ``model`` with the paper's SGD (§5), cross-entropy on logits, top-1/top-5.
+
+    ``batch_size`` (the global batch) sets the starting learning rate through
+    :meth:`Recipe.learning_rate_for`; ``None`` means the recipe's reference
+    batch, i.e. the paper's 0.01.
 
     ``fc8`` returns float32 logits, so the loss uses ``from_logits=True``,
     which is numerically safer than a softmax layer and right under mixed
@@ -187,8 +249,11 @@ def compile_model(
     else:
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     model.compile(
-        optimizer=keras.optimizers.SGD(learning_rate=recipe.learning_rate,
-                                       momentum=recipe.momentum),
+        optimizer=PaperSGD(
+            learning_rate=recipe.learning_rate_for(batch_size or recipe.reference_batch_size),
+            momentum=recipe.momentum,
+            paper_weight_decay=recipe.weight_decay,
+        ),
         loss=loss,
         metrics=accuracy_metrics(num_classes),
         jit_compile=jit_compile,
@@ -222,19 +287,25 @@ class _SmoothedSparseCrossentropy(keras.losses.Loss):
 # Learning-rate schedule
 # --------------------------------------------------------------------------
 
-def plateau_callback(recipe: Recipe, verbose: int = 0) -> keras.callbacks.ReduceLROnPlateau:
-    """Divide the learning rate by 10 when validation top-1 stops improving, at most 3 times (§5)."""
+def plateau_callback(recipe: Recipe, batch_size: int | None = None,
+                     verbose: int = 0) -> keras.callbacks.ReduceLROnPlateau:
+    """Divide the learning rate by 10 when validation top-1 stops improving, at most 3 times (§5).
+
+    ``batch_size`` is the run's global batch (default: the recipe's reference
+    batch); the floor is three reductions below that batch's starting rate.
+    """
     return keras.callbacks.ReduceLROnPlateau(
         monitor="val_top1",
         mode="max",
         factor=recipe.lr_factor,
         patience=recipe.plateau_patience,
-        min_lr=recipe.min_learning_rate,
+        min_lr=recipe.min_learning_rate(batch_size or recipe.reference_batch_size),
         verbose=verbose,
     )
 
 
-def warmup_callback(recipe: Recipe) -> keras.callbacks.LearningRateScheduler | None:
+def warmup_callback(recipe: Recipe,
+                    batch_size: int | None = None) -> keras.callbacks.LearningRateScheduler | None:
     """``recipe="modern"`` only: ramp the rate linearly to its start value over the first epochs.
 
     After the warm-up the scheduler returns the current rate unchanged, so the
@@ -242,7 +313,8 @@ def warmup_callback(recipe: Recipe) -> keras.callbacks.LearningRateScheduler | N
     """
     if not recipe.warmup_epochs:
         return None
-    warmup, target = recipe.warmup_epochs, recipe.learning_rate
+    warmup = recipe.warmup_epochs
+    target = recipe.learning_rate_for(batch_size or recipe.reference_batch_size)
 
     def schedule(epoch: int, lr: float) -> float:
         return target * (epoch + 1) / warmup if epoch < warmup else lr
@@ -609,10 +681,7 @@ def run(
 
     source = data.resolve_source(prof, Path(data_dir) if data_dir is not None else None)
     keras.utils.set_random_seed(seed)
-    datasets = data.load_datasets(
-        source.root, image_size=prof.image_size, resize=prof.resize, batch_size=batch_size,
-        max_train_per_class=prof.max_train_per_class, max_val_per_class=prof.max_val_per_class,
-        seed=seed)
+    datasets = data.load_profile_datasets(source.root, prof, batch_size=batch_size, seed=seed)
     num_classes = len(datasets.class_names)
     if datasets.num_train == 0 or datasets.num_val == 0:
         raise AlexnetTutError(f"no training or validation images in {source.root}")
@@ -633,7 +702,8 @@ def run(
     say(f"profile: {prof.name} ({prof.image_size}px crops of {prof.resize}px images, "
         f"batch {batch_size}, {epochs} epochs); {datasets.num_train} training and "
         f"{datasets.num_val} validation images, {num_classes} classes")
-    say(f"model: {variant}; recipe: {recipe.name}; precision: {precision}; "
+    say(f"model: {variant}; recipe: {recipe.name} (learning rate "
+        f"{recipe.learning_rate_for(batch_size):g} at batch {batch_size}); precision: {precision}; "
         f"replicas: {strategy.num_replicas_in_sync}"
         + (f"; resuming after epoch {done}" if done else ""))
 
@@ -642,7 +712,7 @@ def run(
     try:
         with strategy.scope():
             model = build_model(variant, prof.image_size, num_classes, recipe)
-            compile_model(model, recipe, jit_compile=jit_compile,
+            compile_model(model, recipe, batch_size=batch_size, jit_compile=jit_compile,
                           steps_per_execution=steps_per_execution)
     finally:
         keras.mixed_precision.set_dtype_policy(previous_policy)
@@ -656,8 +726,8 @@ def run(
     past = read_history(out)
     best_so_far = max((row.get("val_top1", -1.0) for row in past), default=None)
 
-    plateau = plateau_callback(recipe, verbose=1 if say is print else 0)
-    scheduled = [cb for cb in (warmup_callback(recipe),) if cb is not None]
+    plateau = plateau_callback(recipe, batch_size, verbose=1 if say is print else 0)
+    scheduled = [cb for cb in (warmup_callback(recipe, batch_size),) if cb is not None]
     all_callbacks = [
         *callbacks,
         *scheduled,
@@ -780,7 +850,7 @@ def _report(model, datasets, val_data, out, source, prof, variant, recipe, epoch
         "resumed_from_epoch": resumed_from,
         "iterations": int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
         "learning_rate": learning_rate,
-        "lr_reductions": int(round(math.log(recipe.learning_rate / learning_rate)
+        "lr_reductions": int(round(math.log(recipe.learning_rate_for(batch_size) / learning_rate)
                                    / math.log(1 / recipe.lr_factor))) if learning_rate else 0,
         "data_source": source.description,
         "data_kind": source.kind,

@@ -561,3 +561,75 @@ def plot_neighbours(
     for ax in axes.flat:
         ax.set_axis_off()
     return fig
+
+
+# ------------------------------------------------- training curves and errors
+
+
+def plot_training_curves(history: Sequence[Mapping[str, float]], *, title: str) -> Figure:
+    """Loss, top-1 and top-5 accuracy per epoch, training and validation, from a run's history.
+
+    ``history`` is :func:`alexnet_tut.train.read_history`'s list of rows
+    (``loss``, ``top1``, ``top5``, their ``val_`` twins, ``learning_rate``).
+    Dotted vertical lines mark the epochs after which the learning rate was
+    divided, so the schedule's effect is visible.
+    """
+    if not history:
+        raise AlexnetTutError("the run has no finished epoch yet: nothing to plot")
+    epochs = np.arange(1, len(history) + 1)
+    fig = _figure(11, 3.4, title)
+    axes = fig.subplots(1, 3)
+    rates = [row.get("learning_rate", math.nan) for row in history]
+    drops = [e for e, (a, b) in enumerate(zip(rates, rates[1:]), start=1) if b < a]
+    for ax, key, label in zip(axes, ("loss", "top1", "top5"),
+                              ("cross-entropy loss", "top-1 accuracy", "top-5 accuracy")):
+        for prefix, style, name in (("", "-o", "training"), ("val_", "-s", "validation")):
+            values = [row.get(prefix + key, math.nan) for row in history]
+            ax.plot(epochs, values, style, markersize=3, label=name)
+        for epoch in drops:
+            ax.axvline(epoch + 0.5, color="grey", linestyle=":", linewidth=1)
+        ax.set_xlabel("epoch")
+        ax.set_title(label, fontsize=10)
+        if key != "loss":
+            ax.set_ylim(0, 1.02)
+    axes[0].legend(fontsize=8)
+    return fig
+
+
+def confusion_matrix(labels: Sequence[int], predictions: Sequence[int],
+                     num_classes: int) -> np.ndarray:
+    """Counts ``[true class, predicted class]``: row $i$ says where class $i$'s images went."""
+    labels, predictions = np.asarray(labels, dtype=int), np.asarray(predictions, dtype=int)
+    if labels.shape != predictions.shape:
+        raise AlexnetTutError(
+            f"{labels.size} labels but {predictions.size} predictions: they must pair up")
+    if labels.size and (min(labels.min(), predictions.min()) < 0
+                        or max(labels.max(), predictions.max()) >= num_classes):
+        raise AlexnetTutError(f"class indices must lie in [0, {num_classes})")
+    matrix = np.zeros((num_classes, num_classes), dtype=int)
+    np.add.at(matrix, (labels, predictions), 1)
+    return matrix
+
+
+def plot_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], *,
+                          title: str) -> Figure:
+    """The confusion matrix as a grid, each row scaled to its class's share, with the counts."""
+    matrix = np.asarray(matrix)
+    n = len(class_names)
+    if matrix.shape != (n, n):
+        raise AlexnetTutError(f"a {matrix.shape} matrix does not fit {n} class names")
+    shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    side = 1.2 + 0.55 * n
+    fig = _figure(side + 1.5, side, title)
+    ax = fig.subplots()
+    image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for (i, j), count in np.ndenumerate(matrix):
+        if count:
+            ax.text(j, i, str(count), ha="center", va="center", fontsize=8,
+                    color="white" if shares[i, j] > 0.5 else "black")
+    ax.set_xticks(range(n), class_names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(n), class_names, fontsize=8)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    fig.colorbar(image, ax=ax, label="share of the true class")
+    return fig
