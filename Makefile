@@ -54,7 +54,9 @@ notebooks: venv
 			--inplace --ExecutePreprocessor.timeout=1200 $$nb || exit 1; done
 
 bench: venv
+	$(BIN)/python benchmarks/bench_train.py
 	$(BIN)/python benchmarks/bench_lrn.py
+	$(BIN)/python benchmarks/bench_data.py
 
 clean:
 	rm -rf _build

@@ -371,3 +371,43 @@ def test_a_run_folder_is_never_overwritten_or_resumed_with_other_settings(standi
         train.run(standin, out, profile="smoke", verbose=0)
     with pytest.raises(AlexnetTutError, match="started with variant='paper'"):
         train.run(standin, out, profile="smoke", variant="one_tower", resume=True, verbose=0)
+
+
+# --------------------------------------------------------------------------
+# Several devices
+# --------------------------------------------------------------------------
+
+MIRRORED_CHILD = """
+import json, sys
+import tensorflow as tf
+from alexnet_tut import distribute, train
+
+devices = distribute.split_cpu(2)
+train.choose_strategy = lambda: tf.distribute.MirroredStrategy(devices)
+report = train.run(sys.argv[1], sys.argv[2], profile="smoke", epochs=2, verbose=0)
+print(json.dumps(report))
+"""
+
+
+def test_a_run_trains_data_parallel_on_two_devices_with_mirrored_strategy(standin, tmp_path):
+    # What a machine with two GPUs does, on two logical CPU devices: the
+    # recipe, checkpoints and report under MirroredStrategy, in a fresh process.
+    out = tmp_path / "mirrored"
+    child = subprocess.run([sys.executable, "-c", MIRRORED_CHILD, str(standin), str(out)],
+                           capture_output=True, text=True, timeout=300)
+    assert child.returncode == 0, child.stderr[-3000:]
+    report = json.loads(child.stdout.strip().splitlines()[-1])
+    assert report["replicas"] == 2
+    assert report["iterations"] == 2 * steps_per_epoch(report)
+    assert len(train.read_history(out)) == 2 and (out / "best.keras").is_file()
+    assert train.ResumableBackup.read_state(out / "backup")["epoch"] == 2
+
+
+def test_several_machines_get_a_one_line_error(standin, tmp_path, monkeypatch):
+    config = {"cluster": {"worker": ["localhost:1", "localhost:2"]},
+              "task": {"type": "worker", "index": 0}}
+    monkeypatch.setenv("TF_CONFIG", json.dumps(config))
+    with pytest.raises(AlexnetTutError, match="keras-team/keras#20585") as error:
+        train.run(standin, tmp_path / "run", profile="smoke", verbose=0)
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "run").exists()

@@ -46,9 +46,12 @@ On a GPU the run uses mixed precision (``mixed_float16`` on compute capability
 7.x, such as the T4; ``mixed_bfloat16`` from 8.0, such as the A100, H100 and
 H200), XLA (Keras's ``jit_compile="auto"``) and several steps per compiled
 call. With more than one GPU it trains data-parallel with
-``tf.distribute.MirroredStrategy``. On several machines, set ``TF_CONFIG`` on
-each (see :func:`choose_strategy`) and start the same command on all of them:
-the run uses ``tf.distribute.MultiWorkerMirroredStrategy``.
+``tf.distribute.MirroredStrategy``. Several machines (``TF_CONFIG`` set) need
+``MultiWorkerMirroredStrategy``, under which Keras 3's ``Model.fit`` fails in
+the pinned versions (keras-team/keras#20585), so :func:`run` refuses
+``TF_CONFIG`` with a one-line error; chapter 07 and
+:mod:`alexnet_tut.distribute` show multi-worker training with a hand-written
+step instead.
 """
 
 from __future__ import annotations
@@ -542,16 +545,18 @@ def choose_strategy():
     """The ``tf.distribute`` strategy for this machine (or these machines).
 
     * ``TF_CONFIG`` set (several machines): ``MultiWorkerMirroredStrategy``.
-      Each machine runs the same command with its own ``TF_CONFIG``, e.g. on
+      Each machine runs the same program with its own ``TF_CONFIG``, e.g. on
       the first of two::
 
           TF_CONFIG='{"cluster": {"worker": ["host1:12345", "host2:12345"]},
-                      "task": {"type": "worker", "index": 0}}' \\
-              alexnet-tut train --data DIR --out RUN_DIR
+                      "task": {"type": "worker", "index": 0}}'
 
-      and ``"index": 1`` on the second. Worker 0 (the chief) writes
-      ``RUN_DIR``; the others write ``RUN_DIR/worker<i>``. The batch size is
-      the global one, split across all replicas.
+      and ``"index": 1`` on the second. Worker 0 (the chief) writes the run
+      folder; the others write ``<folder>/worker<i>`` (:func:`_worker_suffix`).
+      The batch size is the global one, split across all replicas.
+      :func:`run` itself refuses ``TF_CONFIG`` (see
+      ``MULTI_WORKER_UNSUPPORTED``); :mod:`alexnet_tut.distribute` trains
+      this way with a hand-written step.
     * More than one GPU: ``MirroredStrategy`` (data parallelism, one replica
       per GPU, gradients summed with all-reduce).
     * Otherwise the default strategy (one device).
@@ -563,6 +568,13 @@ def choose_strategy():
     if len(tf.config.list_physical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+#: Why ``run`` stops when ``TF_CONFIG`` is set.
+MULTI_WORKER_UNSUPPORTED = (
+    "TF_CONFIG is set, but Keras 3's Model.fit does not run under MultiWorkerMirroredStrategy "
+    "(keras-team/keras#20585): unset TF_CONFIG to train on this machine's GPUs, or see chapter "
+    "07 (alexnet_tut.distribute) for multi-worker training with a hand-written step")
 
 
 def _worker_suffix() -> str:
@@ -670,10 +682,10 @@ def run(
 
     from alexnet_tut import data
 
+    if os.environ.get("TF_CONFIG"):
+        raise AlexnetTutError(MULTI_WORKER_UNSUPPORTED)
     strategy = choose_strategy()
     out = Path(out_dir)
-    if _worker_suffix():
-        out = out / _worker_suffix()
     config = {"variant": variant, "profile": prof.name, "image_size": prof.image_size,
               "resize": prof.resize, "batch_size": batch_size, "recipe": asdict(recipe),
               "seed": seed}
