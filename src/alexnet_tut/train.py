@@ -10,7 +10,7 @@ The recipe, each choice with the paper section it comes from:
   in the paper. That is the same gradient as a Keras ``L2(0.00025)`` penalty
   (whose gradient is $2 \\cdot 0.00025 w$; ``build_alexnet(weight_decay=5e-4)``
   offers that form), but the logged loss stays the cross-entropy alone, as in
-  the paper's and Caffe's logs, and the step is a little faster.
+  Caffe's logs.
   ``SGD(weight_decay=...)`` would be decoupled (outside the momentum) and would
   also decay biases, which the paper does not do.
 * Learning rate 0.01 for every layer at batch 128, divided by 10 when the
@@ -729,7 +729,7 @@ def run(
     finally:
         keras.mixed_precision.set_dtype_policy(previous_policy)
 
-    if done:
+    if 0 < done < epochs:  # a finished run trains no more, so needs no replay
         say(f"replaying the data order of the {done} finished epoch(s)")
         _fast_forward(train_data, done)
 
