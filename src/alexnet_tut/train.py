@@ -197,8 +197,8 @@ class PaperSGD(keras.optimizers.SGD):
     The paper's update is $v \\leftarrow 0.9 v - \\lambda \\epsilon w - \\epsilon
     \\nabla L$, $w \\leftarrow w + v$ with $\\lambda = 0.0005$. Keras's SGD
     computes $v \\leftarrow 0.9 v - \\epsilon g$, $w \\leftarrow w + v$, so
-    handing it $g = \\nabla L + \\lambda w$ is the paper's rule exactly (and
-    PyTorch's ``SGD(weight_decay=λ)``). The decay is added after the gradients
+    handing it $g = \\nabla L + \\lambda w$ is the paper's rule exactly (and,
+    while the learning rate is constant, PyTorch's ``SGD(weight_decay=λ)``). The decay is added after the gradients
     of all replicas have been summed, so a distributed run decays once, not
     once per replica. Biases are not decayed, as in Caffe's reference model.
 
