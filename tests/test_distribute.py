@@ -17,7 +17,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from alexnet_tut import distribute, train
+from alexnet_tut import distribute
 from alexnet_tut.errors import AlexnetTutError
 from alexnet_tut.models import build_alexnet
 
@@ -140,10 +140,10 @@ def test_weird_trick_traffic_grows_with_the_batch_but_data_parallelism_does_not(
 
 
 # --------------------------------------------------------------------------
-# TF_CONFIG and the book's training command
+# TF_CONFIG and the workers' folders
 # --------------------------------------------------------------------------
 
-def test_tf_config_gives_train_run_its_worker_folder():
+def test_tf_config_gives_each_worker_its_own_folder():
     hosts = ["a:1", "b:2", "c:3"]
     suffixes = []
     before = os.environ.get("TF_CONFIG")
@@ -152,7 +152,7 @@ def test_tf_config_gives_train_run_its_worker_folder():
         assert config["cluster"] == {"worker": hosts}
         with distribute.tf_config_env(config):
             assert json.loads(os.environ["TF_CONFIG"])["task"]["index"] == index
-            suffixes.append(train._worker_suffix())
+            suffixes.append(distribute.worker_suffix())
     assert suffixes == ["", "worker1", "worker2"]
     assert os.environ.get("TF_CONFIG") == before
     with pytest.raises(AlexnetTutError):

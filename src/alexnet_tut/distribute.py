@@ -395,6 +395,19 @@ def tf_config_env(config: dict) -> Iterator[None]:
             os.environ["TF_CONFIG"] = before
 
 
+def worker_suffix() -> str:
+    """``""`` on the chief, ``"worker<i>"`` on the other workers named in ``TF_CONFIG``.
+
+    Each worker of a multi-worker run writes its checkpoints to its own folder,
+    ``RUN_DIR/<suffix>``, so that no two workers write the same file.
+    """
+    config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    task = config.get("task", {})
+    if task.get("type", "worker") in ("worker", "chief") and int(task.get("index", 0)) == 0:
+        return ""
+    return f"{task.get('type', 'worker')}{task.get('index', 0)}"
+
+
 def run_local_workers(num_workers: int = 2, *, steps: int = 5, global_batch: int = 16,
                       image_size: int = 67, num_classes: int = 4, seed: int = 0,
                       try_fit: bool = True, timeout: float = 240) -> list[dict]:
@@ -489,8 +502,6 @@ def _worker(args: argparse.Namespace) -> dict:
     """One worker of :func:`run_local_workers`: its ``TF_CONFIG`` is in the environment."""
     import tensorflow as tf
 
-    from alexnet_tut.train import _worker_suffix
-
     # The strategy must exist before anything else touches TensorFlow: it
     # starts this worker's server, which the other workers connect to.
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
@@ -506,7 +517,7 @@ def _worker(args: argparse.Namespace) -> dict:
         "replicas": strategy.num_replicas_in_sync,
         "local_batch": local_batch,
         "losses": losses,
-        "run_dir": os.path.join("RUN_DIR", _worker_suffix()) if _worker_suffix() else "RUN_DIR",
+        "run_dir": os.path.join("RUN_DIR", worker_suffix()) if worker_suffix() else "RUN_DIR",
     }
     if args.try_fit:
         try:

@@ -552,7 +552,8 @@ def choose_strategy():
                       "task": {"type": "worker", "index": 0}}'
 
       and ``"index": 1`` on the second. Worker 0 (the chief) writes the run
-      folder; the others write ``<folder>/worker<i>`` (:func:`_worker_suffix`).
+      folder; the others write ``<folder>/worker<i>``
+      (:func:`alexnet_tut.distribute.worker_suffix`).
       The batch size is the global one, split across all replicas.
       :func:`run` itself refuses ``TF_CONFIG`` (see
       ``MULTI_WORKER_UNSUPPORTED``); :mod:`alexnet_tut.distribute` trains
@@ -575,15 +576,6 @@ MULTI_WORKER_UNSUPPORTED = (
     "TF_CONFIG is set, but Keras 3's Model.fit does not run under MultiWorkerMirroredStrategy "
     "(keras-team/keras#20585): unset TF_CONFIG to train on this machine's GPUs, or see chapter "
     "07 (alexnet_tut.distribute) for multi-worker training with a hand-written step")
-
-
-def _worker_suffix() -> str:
-    """``""`` on the chief, ``"worker<i>"`` on the other workers of a multi-worker run."""
-    config = json.loads(os.environ.get("TF_CONFIG") or "{}")
-    task = config.get("task", {})
-    if task.get("type", "worker") in ("worker", "chief") and int(task.get("index", 0)) == 0:
-        return ""
-    return f"{task.get('type', 'worker')}{task.get('index', 0)}"
 
 
 # --------------------------------------------------------------------------
