@@ -50,6 +50,9 @@ HOME_TOWER = "gpu1"
 #: Bytes per value: the paper trained in float32.
 BYTES_PER_VALUE = 4
 
+#: The strategies :func:`run_local_workers` can give its workers.
+WORKER_STRATEGIES = ("fit_compatible", "tensorflow")
+
 #: The line a worker prints its JSON report after, so that the parent can find it.
 RESULT_MARKER = "ALEXNET_TUT_WORKER_RESULT "
 
@@ -395,6 +398,42 @@ def tf_config_env(config: dict) -> Iterator[None]:
             os.environ["TF_CONFIG"] = before
 
 
+def multi_worker_strategy():
+    """A ``tf.distribute.MultiWorkerMirroredStrategy`` that Keras 3's ``Model.fit`` can train under.
+
+    Keras 3.15's TensorFlow trainer asks the strategy for two reductions that
+    ``MultiWorkerMirroredStrategy`` cannot do (keras-team/keras#20585):
+
+    * before the first step it averages a whole ``(images, labels)`` batch,
+      a tuple, with one ``strategy.reduce`` call; ``MirroredStrategy`` reduces
+      each element of a tuple, the multi-worker strategy only single values;
+    * after every step it averages each replica's scalar loss and metrics with
+      ``axis=0``, which a scalar does not have.
+
+    This strategy's ``reduce`` does each element on its own, and reduces
+    scalars over the replicas alone (``axis=None``), which is the mean that
+    was asked for. Everything else is TensorFlow's strategy, unchanged.
+    ``tests/test_distribute.py`` checks that ``fit`` under it gives the
+    one-device losses, and that ``alexnet-tut train`` runs on two workers.
+
+    Like any ``MultiWorkerMirroredStrategy``, create it before anything else
+    touches TensorFlow, with ``TF_CONFIG`` set.
+    """
+    import tensorflow as tf
+
+    class FitCompatibleMultiWorkerStrategy(tf.distribute.MultiWorkerMirroredStrategy):
+        def reduce(self, reduce_op, value, axis):
+            def reduce_one(item):
+                scalar = all(getattr(t, "shape", None) is not None and t.shape.rank == 0
+                             for t in self.experimental_local_results(item))
+                return super(FitCompatibleMultiWorkerStrategy, self).reduce(
+                    reduce_op, item, None if scalar else axis)
+
+            return tf.nest.map_structure(reduce_one, value)
+
+    return FitCompatibleMultiWorkerStrategy()
+
+
 def worker_suffix() -> str:
     """``""`` on the chief, ``"worker<i>"`` on the other workers named in ``TF_CONFIG``.
 
@@ -410,31 +449,40 @@ def worker_suffix() -> str:
 
 def run_local_workers(num_workers: int = 2, *, steps: int = 5, global_batch: int = 16,
                       image_size: int = 67, num_classes: int = 4, seed: int = 0,
-                      try_fit: bool = True, timeout: float = 240) -> list[dict]:
+                      strategy: str = "fit_compatible", timeout: float = 240) -> list[dict]:
     """Train :func:`demo_model` with ``MultiWorkerMirroredStrategy`` on ``num_workers`` local processes.
 
     Each worker is ``python -m alexnet_tut.distribute worker`` with its own
     ``TF_CONFIG`` (:func:`tf_config`) on free localhost ports. The workers
     run on the CPU (``CUDA_VISIBLE_DEVICES=-1``, so they do not fight over a
-    GPU), build the same model and the same batches, and train with
-    :func:`custom_loop_losses`; tf.data gives each worker its share of every
-    global batch. No network beyond localhost is used.
+    GPU) and build the same model and the same batches. Each trains it twice
+    from the same start: once with :func:`custom_loop_losses`, once with
+    ``Model.fit`` (:func:`fit_losses`); tf.data gives each worker its share of
+    every global batch. No network beyond localhost is used.
+
+    ``strategy`` is ``"fit_compatible"`` (:func:`multi_worker_strategy`, the
+    one ``alexnet-tut train`` uses) or ``"tensorflow"`` (TensorFlow's own
+    ``MultiWorkerMirroredStrategy``, under which Keras 3.15's ``fit`` fails).
 
     Returns each worker's report, in worker order: ``task``, ``replicas``,
     ``local_batch`` (the images of the first global batch this worker got),
-    ``losses`` (the global batch's loss at each step), ``run_dir`` (the folder this worker
-    writes to: the chief ``RUN_DIR``, the others ``RUN_DIR/worker<i>``) and, with ``try_fit``, ``fit``: ``"works"``
-    or the exception ``Model.fit`` raised under this strategy.
+    ``losses`` (the global batch's loss at each step of the hand-written
+    loop), ``fit`` (``"works"``, or the name of the exception ``fit`` raised),
+    ``fit_losses`` (the same for ``fit``; ``None`` if it failed) and
+    ``run_dir`` (the folder this worker writes to: the chief ``RUN_DIR``, the
+    others ``RUN_DIR/worker<i>``).
 
     Raises:
         AlexnetTutError: a worker failed, or the cluster did not finish within
             ``timeout`` seconds; the message ends with the worker's last error line.
     """
     cluster = [f"localhost:{port}" for port in free_ports(num_workers)]
+    if strategy not in WORKER_STRATEGIES:
+        raise AlexnetTutError(f"unknown strategy {strategy!r}: choose one of "
+                              f"{', '.join(WORKER_STRATEGIES)}")
     args = ["--steps", str(steps), "--global-batch", str(global_batch),
-            "--image-size", str(image_size), "--classes", str(num_classes), "--seed", str(seed)]
-    if try_fit:
-        args.append("--try-fit")
+            "--image-size", str(image_size), "--classes", str(num_classes), "--seed", str(seed),
+            "--strategy", strategy]
     with tempfile.TemporaryDirectory(prefix="alexnet-tut-workers-") as tmp:
         logs = [(Path(tmp) / f"worker{i}.out", Path(tmp) / f"worker{i}.err")
                 for i in range(num_workers)]
@@ -504,7 +552,10 @@ def _worker(args: argparse.Namespace) -> dict:
 
     # The strategy must exist before anything else touches TensorFlow: it
     # starts this worker's server, which the other workers connect to.
-    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    if args.strategy == "fit_compatible":
+        strategy = multi_worker_strategy()
+    else:
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
     dataset = demo_dataset(args.steps, args.global_batch, args.image_size, args.classes,
                            seed=args.seed)
     with strategy.scope():
@@ -519,12 +570,14 @@ def _worker(args: argparse.Namespace) -> dict:
         "losses": losses,
         "run_dir": os.path.join("RUN_DIR", worker_suffix()) if worker_suffix() else "RUN_DIR",
     }
-    if args.try_fit:
-        try:
-            model.fit(dataset, epochs=1, steps_per_epoch=1, verbose=0)
-            report["fit"] = "works"
-        except Exception as error:  # noqa: BLE001 (reported, not hidden)
-            report["fit"] = type(error).__name__
+    with strategy.scope():
+        model = demo_model(args.image_size, args.classes, seed=args.seed)  # the same start
+    try:
+        report["fit_losses"] = fit_losses(model, dataset, args.steps)
+        report["fit"] = "works"
+    except Exception as error:  # noqa: BLE001 (reported, not hidden)
+        report["fit_losses"] = None
+        report["fit"] = type(error).__name__
     return report
 
 
@@ -539,8 +592,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     worker.add_argument("--image-size", type=int, default=67)
     worker.add_argument("--classes", type=int, default=4)
     worker.add_argument("--seed", type=int, default=0)
-    worker.add_argument("--try-fit", action="store_true",
-                        help="also try one step of Model.fit under the strategy")
+    worker.add_argument("--strategy", choices=WORKER_STRATEGIES, default=WORKER_STRATEGIES[0],
+                        help="fit_compatible: multi_worker_strategy(); tensorflow: "
+                        "tf.distribute.MultiWorkerMirroredStrategy as it is")
     args = parser.parse_args(argv)
     if not os.environ.get("TF_CONFIG"):
         print("error: set TF_CONFIG (see alexnet_tut.distribute.tf_config)", file=sys.stderr)
