@@ -21,8 +21,21 @@ PAPER = dict(depth_radius=2, bias=2.0, alpha=1e-4, beta=0.75)
 
 def tf_lrn(x, **params):
     """TensorFlow's LRN (4-D only) applied to any rank by folding leading axes."""
-    x4 = tf.reshape(tf.constant(x), (-1, 1, 1, x.shape[-1]))
-    return tf.reshape(tf.nn.local_response_normalization(x4, **params), x.shape)
+    return tf_lrn_tensor(tf.constant(x), **params)
+
+
+def tf_lrn_gradient(x, upstream, **params):
+    """d(sum(tf_lrn(x) * upstream))/dx: TensorFlow's own LRN gradient (LRNGrad)."""
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        loss = tf.reduce_sum(tf_lrn_tensor(xt, **params) * upstream)
+    return tape.gradient(loss, xt).numpy()
+
+
+def tf_lrn_tensor(xt, **params):
+    x4 = tf.reshape(xt, (-1, 1, 1, xt.shape[-1]))
+    return tf.reshape(tf.nn.local_response_normalization(x4, **params), xt.shape)
 
 
 def value_and_grad(layer, x, upstream):
@@ -86,12 +99,34 @@ def test_lrn_gradient_matches_tensorflow(shape):
     x = rng.normal(0, 30, size=shape).astype("float32")
     upstream = rng.normal(size=shape).astype("float32")
     _, ours = value_and_grad(LocalResponseNormalization(), x, upstream)
-    xt = tf.constant(x)
-    with tf.GradientTape() as tape:
-        tape.watch(xt)
-        loss = tf.reduce_sum(tf.nn.local_response_normalization(xt, **PAPER) * upstream)
-    ref = tape.gradient(loss, xt).numpy()
-    assert rel_err(ours, ref) < 1e-5
+    assert rel_err(ours, tf_lrn_gradient(x, upstream, **PAPER)) < 1e-5
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(depth_radius=1, bias=1.0, alpha=1e-3, beta=0.5),
+        dict(depth_radius=0, bias=0.5, alpha=0.1, beta=1.0),
+        dict(depth_radius=2, bias=1.5, alpha=1e-3, beta=0.6),
+    ],
+)
+def test_lrn_gradient_matches_tensorflow_for_other_parameters(params):
+    # The layer's gradient is written out by hand; TensorFlow's is LRNGrad.
+    rng = np.random.default_rng(4)
+    x = rng.normal(0, 5, size=(2, 6, 6, 16)).astype("float32")
+    upstream = rng.normal(size=x.shape).astype("float32")
+    _, ours = value_and_grad(LocalResponseNormalization(**params), x, upstream)
+    assert rel_err(ours, tf_lrn_gradient(x, upstream, **params)) < 1e-5
+
+
+def test_lrn_gradient_stays_within_each_group():
+    rng = np.random.default_rng(5)
+    x = rng.normal(0, 30, size=(2, 5, 5, 96)).astype("float32")
+    upstream = rng.normal(size=x.shape).astype("float32")
+    _, ours = value_and_grad(LocalResponseNormalization(groups=2), x, upstream)
+    halves = [tf_lrn_gradient(x[..., half], upstream[..., half], **PAPER)
+              for half in (slice(0, 48), slice(48, 96))]
+    assert rel_err(ours, np.concatenate(halves, axis=-1)) < 1e-5
 
 
 def test_lrn_groups_normalise_each_group_separately():

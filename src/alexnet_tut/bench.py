@@ -15,9 +15,12 @@ framework, not the input pipeline:
 
 The configurations are measured interleaved, round by round, so that a busy
 machine slows all of them alike; each result is the median over rounds.
-Alongside, the machine's float32 matrix-multiply rate (the best of NumPy and
-PyTorch on a large square matmul) serves as its practical peak, and each
-result says what fraction of it the step reaches. A training step costs about
+Alongside, the machine's float32 matrix-multiply rate serves as its practical
+peak: the best of NumPy, PyTorch and the active Keras backend on a large
+square matmul, measured in every round with the steps. Each result says what
+fraction of it the step reaches. (The libraries differ: in one run on a
+two-core AMD EPYC, TensorFlow's matmul ran at 441 GFLOP/s and NumPy's at 239,
+so a peak from NumPy alone would flatter the step.) A training step costs about
 three forward passes: $3 \\times 2 \\times$ MACs floating-point operations per
 image (MACs from :func:`alexnet_tut.models.total_macs`).
 """
@@ -90,7 +93,8 @@ def default_precisions() -> list[str]:
 
 
 def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> dict[str, float]:
-    """The best float32 GFLOP/s of an ``n``×``n`` matmul, with NumPy and (if installed) PyTorch."""
+    """The best float32 GFLOP/s of an ``n``×``n`` matmul with NumPy, PyTorch (if installed)
+    and the active Keras backend (``keras-tensorflow``, ``keras-jax``, ...)."""
     rates: dict[str, float] = {}
     a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
     rates["numpy"] = _best_rate(lambda: np.matmul(a, a), 2 * n**3, repeats)
@@ -103,6 +107,10 @@ def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> dict[str, float]:
         else:
             sync = lambda: None  # noqa: E731
         rates["torch"] = _best_rate(lambda: (torch.mm(t, t), sync()), 2 * n**3, repeats)
+    k = keras.ops.convert_to_tensor(a)
+    # Reading one element back waits for the device without copying the product.
+    rates[f"keras-{keras.backend.backend()}"] = _best_rate(
+        lambda: keras.ops.convert_to_numpy(keras.ops.matmul(k, k)[0, 0]), 2 * n**3, repeats)
     return rates
 
 
@@ -270,8 +278,7 @@ def run(
     torch = _torch() if include_torch else None
     backend = keras.backend.backend()
 
-    peak = matmul_peak_gflops()
-    say(f"fp32 matmul peak: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peak.items()))
+    peak = matmul_peak_gflops(repeats=2)
 
     configs: list[dict] = []
     for variant in variants:
@@ -293,6 +300,9 @@ def run(
             for _ in range(steps):
                 config["step"]()
             config["times"].append((time.perf_counter() - start) / steps)
+        for library, rate in matmul_peak_gflops(repeats=2).items():  # the same load as the steps
+            peak[library] = max(peak[library], rate)
+    say(f"fp32 matmul peak: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peak.items()))
 
     best_peak = max(peak.values())
     results = []
