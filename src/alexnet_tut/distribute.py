@@ -476,10 +476,10 @@ def run_local_workers(num_workers: int = 2, *, steps: int = 5, global_batch: int
         AlexnetTutError: a worker failed, or the cluster did not finish within
             ``timeout`` seconds; the message ends with the worker's last error line.
     """
-    cluster = [f"localhost:{port}" for port in free_ports(num_workers)]
     if strategy not in WORKER_STRATEGIES:
         raise AlexnetTutError(f"unknown strategy {strategy!r}: choose one of "
                               f"{', '.join(WORKER_STRATEGIES)}")
+    cluster = [f"localhost:{port}" for port in free_ports(num_workers)]
     args = ["--steps", str(steps), "--global-batch", str(global_batch),
             "--image-size", str(image_size), "--classes", str(num_classes), "--seed", str(seed),
             "--strategy", strategy]
