@@ -278,7 +278,7 @@ def run(
     torch = _torch() if include_torch else None
     backend = keras.backend.backend()
 
-    peak = matmul_peak_gflops(repeats=2)
+    peak: dict[str, float] = {}
 
     configs: list[dict] = []
     for variant in variants:
@@ -301,7 +301,7 @@ def run(
                 config["step"]()
             config["times"].append((time.perf_counter() - start) / steps)
         for library, rate in matmul_peak_gflops(repeats=2).items():  # the same load as the steps
-            peak[library] = max(peak[library], rate)
+            peak[library] = max(peak.get(library, 0.0), rate)
     say(f"fp32 matmul peak: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peak.items()))
 
     best_peak = max(peak.values())
