@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from alexnet_tut.layers import LocalResponseNormalization
+from alexnet_tut.layers import Dense, LocalResponseNormalization
 
 tf = pytest.importorskip("tensorflow")
 
@@ -269,4 +269,58 @@ def test_grouped_conv_saves_and_loads_as_itself(tmp_path):
     loaded = keras.saving.load_model(tmp_path / "m.keras")
     assert isinstance(loaded.get_layer("g"), GroupedConv2D) and loaded.get_layer("g").groups == 2
     x = np.ones((1, 5, 5, 4), "float32")
+    assert np.allclose(ops.convert_to_numpy(model(x)), ops.convert_to_numpy(loaded(x)))
+
+
+def test_dense_matches_the_math_forward_and_input_gradient():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, 6)).astype("float32")
+    kernel = rng.normal(size=(6, 5)).astype("float32")
+    bias = rng.normal(size=5).astype("float32")
+    upstream = rng.normal(size=(4, 5)).astype("float32")
+    layer = Dense(5, activation="relu")
+    layer.build(x.shape)
+    layer.set_weights([kernel, bias])
+    got, got_grad = value_and_grad(layer, x, upstream)
+    pre = x @ kernel + bias
+    assert rel_err(got, np.maximum(pre, 0)) < 1e-6
+    assert rel_err(got_grad, (upstream * (pre > 0)) @ kernel.T) < 1e-6
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_dense_gradients_equal_keras_dense(policy):
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the faster input gradient is TensorFlow's path; other backends run Keras's")
+    rng = np.random.default_rng(1)
+    x = tf.constant(rng.normal(size=(8, 32)).astype("float32"))
+    upstream = tf.constant(rng.normal(size=(8, 16)).astype("float32"))
+    weights = [rng.normal(size=(32, 16)).astype("float32"), rng.normal(size=16).astype("float32")]
+    previous = keras.mixed_precision.dtype_policy()
+    keras.mixed_precision.set_dtype_policy(policy)
+    try:
+        ours, reference = Dense(16, activation="relu"), keras.layers.Dense(16, activation="relu")
+        results = []
+        for layer in (ours, reference):
+            layer.build(x.shape)
+            layer.set_weights(weights)
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                loss = tf.reduce_sum(tf.cast(layer(x), "float32") * upstream)
+            results.append([g.numpy() for g in tape.gradient(loss, [x, layer.kernel.value,
+                                                                    layer.bias.value])])
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous)
+    tolerance = 1e-6 if policy == "float32" else 1e-2
+    for got, want in zip(*results):
+        assert got.dtype == want.dtype
+        assert rel_err(got, want) < tolerance
+
+
+def test_dense_saves_and_loads_as_itself(tmp_path):
+    inputs = keras.Input((7,))
+    model = keras.Model(inputs, Dense(3, name="fc")(inputs))
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert isinstance(loaded.get_layer("fc"), Dense)
+    x = np.ones((2, 7), "float32")
     assert np.allclose(ops.convert_to_numpy(model(x)), ops.convert_to_numpy(loaded(x)))

@@ -13,7 +13,8 @@ framework, not the input pipeline:
   CPUs with AVX512-BF16/AMX and on GPUs of compute capability 8.0+, float16 on
   7.x GPUs).
 
-The configurations are measured interleaved, round by round, so that a busy
+Each configuration first compiles and runs one untimed round. Then the
+configurations are measured interleaved, round by round, so that a busy
 machine slows all of them alike; each result is the median over rounds.
 Alongside, the machine's float32 matrix-multiply rate serves as its practical
 peak: the best of NumPy, PyTorch and the active Keras backend on a large
@@ -291,8 +292,9 @@ def run(
                                 "step": torch_step(variant, batch_size, precision, image_size,
                                                    num_classes),
                                 "macs": macs})
-    for config in configs:  # compile / warm up before any timing
-        config["step"]()
+    for config in configs:  # compile, then one untimed round: the first steps after
+        for _ in range(1 + steps):  # compiling still grow memory pools and caches
+            config["step"]()
         config["times"] = []
     for _ in range(rounds):
         for config in configs:

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from alexnet_tut.layers import GroupedConv2D, LocalResponseNormalization
+from alexnet_tut.layers import Dense, GroupedConv2D, LocalResponseNormalization
 
 Variant = Literal["paper", "one_tower", "torchvision"]
 VARIANTS: tuple[str, ...] = ("paper", "one_tower", "torchvision")
@@ -147,15 +147,15 @@ def _single_graph(variant, inputs, num_classes, use_lrn, dropout, kw):
     if variant == "torchvision":
         # torchvision drops the *inputs* of fc6 and fc7; the paper drops outputs.
         x = layers.Dropout(dropout, name="drop6")(x)
-        x = layers.Dense(4096, activation="relu", name="fc6", **kw)(x)
+        x = Dense(4096, activation="relu", name="fc6", **kw)(x)
         x = layers.Dropout(dropout, name="drop7")(x)
-        x = layers.Dense(4096, activation="relu", name="fc7", **kw)(x)
+        x = Dense(4096, activation="relu", name="fc7", **kw)(x)
     else:
-        x = layers.Dense(4096, activation="relu", name="fc6", **kw)(x)
+        x = Dense(4096, activation="relu", name="fc6", **kw)(x)
         x = layers.Dropout(dropout, name="drop6")(x)
-        x = layers.Dense(4096, activation="relu", name="fc7", **kw)(x)
+        x = Dense(4096, activation="relu", name="fc7", **kw)(x)
         x = layers.Dropout(dropout, name="drop7")(x)
-    return layers.Dense(num_classes, name="fc8", dtype="float32", **kw)(x)
+    return Dense(num_classes, name="fc8", dtype="float32", **kw)(x)
 
 
 def _paper_branches(inputs, num_classes, use_lrn, dropout, kw):
@@ -186,11 +186,11 @@ def _paper_branches(inputs, num_classes, use_lrn, dropout, kw):
 
     x = layers.Concatenate(name="cross6")(pooled5)
     x = layers.Flatten(name="flatten")(x)
-    fc6 = [layers.Dense(2048, activation="relu", name=f"fc6_{t}", **kw)(x) for t in towers]
+    fc6 = [Dense(2048, activation="relu", name=f"fc6_{t}", **kw)(x) for t in towers]
     x = layers.Dropout(dropout, name="drop6")(layers.Concatenate(name="cross7")(fc6))
-    fc7 = [layers.Dense(2048, activation="relu", name=f"fc7_{t}", **kw)(x) for t in towers]
+    fc7 = [Dense(2048, activation="relu", name=f"fc7_{t}", **kw)(x) for t in towers]
     x = layers.Dropout(dropout, name="drop7")(layers.Concatenate(name="cross8")(fc7))
-    return layers.Dense(num_classes, name="fc8", dtype="float32", **kw)(x)
+    return Dense(num_classes, name="fc8", dtype="float32", **kw)(x)
 
 
 def _set_paper_biases(model: keras.Model, value: float) -> None:

@@ -56,6 +56,7 @@ cannot do (keras-team/keras#20585).
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import math
 import os
@@ -216,13 +217,52 @@ class PaperSGD(keras.optimizers.SGD):
         self._decayed = {self._var_key(v) for v in variables if v.path.endswith("kernel")}
 
     def update_step(self, gradient, variable, learning_rate):
-        if self.paper_weight_decay and self._var_key(variable) in self._decayed:
-            gradient = ops.add(ops.cast(gradient, variable.dtype),
-                               ops.multiply(variable, self.paper_weight_decay))
+        decay = self.paper_weight_decay if self._var_key(variable) in self._decayed else 0.0
+        if keras.backend.backend() == "tensorflow" and self.momentum and not self.nesterov:
+            momentum = self.momentums[self._get_variable_index(variable)]
+            new_momentum, new_variable = _fused_momentum_step(
+                variable, momentum, gradient, learning_rate, self.momentum, decay)
+            self.assign(momentum, new_momentum)
+            self.assign(variable, new_variable)
+            return
+        if decay:
+            gradient = ops.add(ops.cast(gradient, variable.dtype), ops.multiply(variable, decay))
         super().update_step(gradient, variable, learning_rate)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "paper_weight_decay": self.paper_weight_decay}
+
+
+def _fused_momentum_step(variable, momentum, gradient, learning_rate, mu: float, decay: float):
+    """The paper's update for one variable as one XLA-compiled TensorFlow function.
+
+    It returns the new momentum $v' = \\mu v - \\epsilon (g + \\lambda w)$ and the
+    new weights $w + v'$. Keras's SGD computes the same numbers with one
+    TensorFlow op per arithmetic step, and each op reads and writes a whole
+    tensor: fc6 alone has 38 million weights, so on a CPU the update was
+    memory traffic, about 15 % of the paper model's training step. XLA fuses
+    the arithmetic into one pass that reads $g$, $w$, $v$ and writes $v'$,
+    $w'$. On JAX the whole training step is compiled already.
+    """
+    import tensorflow as tf
+
+    dtype = variable.dtype
+    return _xla_momentum_step()(
+        tf.convert_to_tensor(variable), tf.convert_to_tensor(momentum),
+        tf.cast(gradient, dtype), tf.cast(learning_rate, dtype),
+        tf.constant(mu, dtype), tf.constant(decay, dtype))
+
+
+@functools.cache
+def _xla_momentum_step():
+    import tensorflow as tf
+
+    @tf.function(jit_compile=True)
+    def step(variable, momentum, gradient, learning_rate, mu, decay):
+        new_momentum = mu * momentum - learning_rate * (gradient + decay * variable)
+        return new_momentum, variable + new_momentum
+
+    return step
 
 
 def compile_model(
