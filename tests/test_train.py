@@ -236,7 +236,8 @@ def _sgd_steps_in_numpy(w, grads, lr, momentum, decay, decayed):
     return w
 
 
-def test_paper_sgd_is_the_papers_update_rule_on_kernels_and_spares_biases():
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "tf.function"])
+def test_paper_sgd_is_the_papers_update_rule_on_kernels_and_spares_biases(compiled):
     rng = np.random.default_rng(0)
     layer = keras.layers.Dense(3, name="fc")
     layer.build((None, 4))
@@ -244,10 +245,21 @@ def test_paper_sgd_is_the_papers_update_rule_on_kernels_and_spares_biases():
     bias0 = rng.normal(size=3).astype("float32")
     layer.set_weights([kernel0, bias0])
     optimizer = train.PaperSGD(learning_rate=0.1, momentum=0.9, paper_weight_decay=0.05)
+    optimizer.build([layer.kernel, layer.bias])
     kernel_grads = [rng.normal(size=(4, 3)).astype("float32") for _ in range(3)]
     bias_grads = [rng.normal(size=3).astype("float32") for _ in range(3)]
-    for gk, gb in zip(kernel_grads, bias_grads):
+
+    def apply(gk, gb):
         optimizer.apply_gradients([(gk, layer.kernel), (gb, layer.bias)])
+
+    if compiled:  # as inside Model.fit; on TensorFlow PaperSGD's update is an XLA function
+        if keras.backend.backend() != "tensorflow":
+            pytest.skip("tf.function needs the TensorFlow backend")
+        import tensorflow as tf
+
+        apply = tf.function(apply)
+    for gk, gb in zip(kernel_grads, bias_grads):
+        apply(gk, gb)
     kernel, bias = layer.get_weights()
     np.testing.assert_allclose(
         kernel, _sgd_steps_in_numpy(kernel0, kernel_grads, 0.1, 0.9, 0.05, True), rtol=1e-5)

@@ -105,9 +105,9 @@ def _lrn_rows(x, band: np.ndarray, bias: float, alpha: float, beta: float):
     written out, the paper model's training step ran at 79.0 images/s
     against 77.1 with automatic differentiation, 75.0 with TensorFlow's own
     LRN, and 88.5 without LRN (``benchmarks/bench_lrn.py``, batch 32, two
-    CPU cores). For the same
-    reason the constants $\\alpha$ and $2 \\alpha \\beta$ ride in the small
-    band matrix instead of costing a pass each, and $B^T = B$.
+    CPU cores). For the same reason the constants $\\alpha$ and
+    $2 \\alpha \\beta$ ride in the small band matrix instead of costing a
+    pass each, and $B^T = B$.
     """
     forward_band = ops.convert_to_tensor(alpha * band)
     backward_band = ops.convert_to_tensor(2.0 * alpha * beta * band)  # B is symmetric
@@ -175,9 +175,10 @@ class Dense(keras.layers.Dense):
 
     For $y = x W$, TensorFlow computes the input gradient $g W^T$ as
     ``matmul(g, W, transpose_b=True)``. For a small batch and a large $W$,
-    the oneDNN kernel behind that ran at a third of its untransposed speed:
-    34 ms against 9 ms for fc6 (9216 × 4096, batch 32, two CPU cores), more
-    than the forward pass and the weight gradient together. This layer asks
+    the oneDNN kernel behind that ran at a third of the speed of the
+    untransposed product: 32 ms against 10 ms for fc6 (9216 × 4096, batch
+    32, two CPU cores; chapter 06 times both), more than the forward pass
+    and the weight gradient together. This layer asks
     for the same numbers as $(W g^T)^T$, a fast matmul and a transpose of a
     batch-sized result. Everything else (weights, name, saved form) is
     Keras's Dense. Other backends, inputs with more than two axes and
