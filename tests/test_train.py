@@ -267,6 +267,35 @@ def test_paper_sgd_is_the_papers_update_rule_on_kernels_and_spares_biases(compil
         bias, _sgd_steps_in_numpy(bias0, bias_grads, 0.1, 0.9, 0.05, False), rtol=1e-5)
 
 
+def test_paper_sgd_without_momentum_still_decays_kernels():
+    rng = np.random.default_rng(2)
+    layer = keras.layers.Dense(2, use_bias=False)
+    layer.build((None, 3))
+    w0 = rng.normal(size=(3, 2)).astype("float32")
+    layer.set_weights([w0])
+    optimizer = train.PaperSGD(learning_rate=0.1, momentum=0.0, paper_weight_decay=0.05)
+    grads = [rng.normal(size=(3, 2)).astype("float32") for _ in range(3)]
+    for g in grads:
+        optimizer.apply_gradients([(g, layer.kernel)])
+    np.testing.assert_allclose(
+        layer.get_weights()[0], _sgd_steps_in_numpy(w0, grads, 0.1, 0.0, 0.05, True), rtol=1e-5)
+
+
+def test_paper_sgd_runs_one_compiled_update_per_variable_on_tensorflow(monkeypatch):
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the fused update is TensorFlow's path")
+    calls = []
+    fused = train._fused_momentum_step
+    monkeypatch.setattr(train, "_fused_momentum_step",
+                        lambda variable, *args: calls.append(variable.shape) or fused(variable, *args))
+    layer = keras.layers.Dense(2)
+    layer.build((None, 3))
+    optimizer = train.PaperSGD()
+    optimizer.apply_gradients([(np.ones((3, 2), "float32"), layer.kernel),
+                               (np.ones(2, "float32"), layer.bias)])
+    assert [tuple(shape) for shape in calls] == [(3, 2), (2,)]
+
+
 def test_paper_sgd_matches_pytorch_sgd_with_weight_decay():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(1)

@@ -14,7 +14,7 @@ framework, not the input pipeline:
   7.x GPUs).
 
 Each configuration first compiles and runs one untimed round. Then the
-configurations are measured interleaved, round by round, so that a busy
+benchmark times the configurations interleaved, round by round, so that a busy
 machine slows all of them alike; each result is the median over rounds.
 Alongside, the machine's float32 matrix-multiply rate serves as its practical
 peak: the best of NumPy, PyTorch and the active Keras backend on a large
@@ -292,8 +292,10 @@ def run(
                                 "step": torch_step(variant, batch_size, precision, image_size,
                                                    num_classes),
                                 "macs": macs})
-    for config in configs:  # compile, then one untimed round: the first steps after
-        for _ in range(1 + steps):  # compiling still grow memory pools and caches
+    # Compile, then run one untimed round: the first steps after compiling
+    # still grow memory pools and caches.
+    for config in configs:
+        for _ in range(1 + steps):
             config["step"]()
         config["times"] = []
     for _ in range(rounds):

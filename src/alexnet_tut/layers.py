@@ -1,11 +1,11 @@
 """Layers that Keras 3 does not ship: local response normalisation (paper §3.3)
 and PCA colour augmentation (paper §4.1).
 
-Everything here is written with `keras.ops`, so it runs on every Keras backend
-(TensorFlow, JAX, PyTorch). Two more layers keep Keras's maths and change only
-how TensorFlow computes it on a CPU: `GroupedConv2D` (one convolution per
-group) and `Dense` (a faster input gradient). The LRN writes its gradient out
-by hand, and tests check it against TensorFlow's.
+Both are written with `keras.ops`, so they run on every Keras backend
+(TensorFlow, JAX, PyTorch). The LRN writes its gradient out by hand, and tests
+check it against TensorFlow's. Two more layers keep Keras's maths and change
+only how TensorFlow computes it, for speed on its CPU kernels: `GroupedConv2D`
+(one convolution per group) and `Dense` (a faster input gradient).
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def _lrn_rows(x, band: np.ndarray, bias: float, alpha: float, beta: float):
     LRN, and 88.5 without LRN (``benchmarks/bench_lrn.py``, batch 32, two
     CPU cores). For the same reason the constants $\\alpha$ and
     $2 \\alpha \\beta$ ride in the small band matrix instead of costing a
-    pass each, and $B^T = B$.
+    pass each. The band is symmetric, so $B^T = B$.
     """
     forward_band = ops.convert_to_tensor(alpha * band)
     backward_band = ops.convert_to_tensor(2.0 * alpha * beta * band)  # B is symmetric
@@ -175,20 +175,25 @@ class Dense(keras.layers.Dense):
 
     For $y = x W$, TensorFlow computes the input gradient $g W^T$ as
     ``matmul(g, W, transpose_b=True)``. For a small batch and a large $W$,
-    the oneDNN kernel behind that ran at a third of the speed of the
-    untransposed product: 32 ms against 10 ms for fc6 (9216 × 4096, batch
-    32, two CPU cores; chapter 06 times both), more than the forward pass
-    and the weight gradient together. This layer asks
-    for the same numbers as $(W g^T)^T$, a fast matmul and a transpose of a
-    batch-sized result. Everything else (weights, name, saved form) is
-    Keras's Dense. Other backends, inputs with more than two axes and
-    quantized layers get Keras's own computation.
+    oneDNN runs that form slowly. For fc6 (9216 × 4096, batch 32, two CPU
+    cores) it took 32 ms. The same numbers asked for as $(W g^T)^T$ took
+    10 ms; chapter 06 times both. This layer asks for them that way. The
+    transposes touch only $g$ and the result, which are batch-sized.
+
+    Everything else (weights, name, saved form) is Keras's Dense. Other
+    backends, sparse inputs and inputs with more than two axes get Keras's
+    own computation. On a GPU, XLA compiles the training step and sees the
+    same maths either way. Keras's ``model.quantize`` skips subclasses of
+    its layers unless called with ``type_check=False``.
     """
 
     def call(self, inputs, training=None):
         if keras.backend.backend() != "tensorflow" or len(inputs.shape) != 2:
             return super().call(inputs, training=training)
         import tensorflow as tf
+
+        if isinstance(inputs, tf.SparseTensor):
+            return super().call(inputs, training=training)
 
         # Read the kernel (cast to the compute dtype under mixed precision) into a
         # tensor: a custom gradient must not read variables itself.
@@ -210,7 +215,7 @@ def _matmul_fast_input_gradient(x, kernel):
                 (upstream,) = args
             input_grad = ops.transpose(ops.matmul(kernel, ops.transpose(upstream)))
             kernel_grad = ops.matmul(ops.transpose(x), upstream)
-            return input_grad, kernel_grad
+            return ops.cast(input_grad, x.dtype), ops.cast(kernel_grad, kernel.dtype)
 
         return ops.matmul(x, kernel), grad
 

@@ -197,8 +197,11 @@ class PaperSGD(keras.optimizers.SGD):
     The paper's update is $v \\leftarrow 0.9 v - \\lambda \\epsilon w - \\epsilon
     \\nabla L$, $w \\leftarrow w + v$ with $\\lambda = 0.0005$. Keras's SGD
     computes $v \\leftarrow 0.9 v - \\epsilon g$, $w \\leftarrow w + v$, so
-    handing it $g = \\nabla L + \\lambda w$ is the paper's rule exactly (and,
-    while the learning rate is constant, PyTorch's ``SGD(weight_decay=λ)``). The decay is added after the gradients
+    the same step with $g = \\nabla L + \\lambda w$ is the paper's rule exactly.
+    While the learning rate is constant, it is also PyTorch's
+    ``SGD(weight_decay=λ)``. On TensorFlow the step runs as one XLA-compiled
+    function per weight tensor (see :func:`_fused_momentum_step`); other
+    backends hand $g$ to Keras's SGD. The decay is added after the gradients
     of all replicas have been summed, so a distributed run decays once, not
     once per replica. Biases are not decayed, as in Caffe's reference model.
 
@@ -233,32 +236,37 @@ class PaperSGD(keras.optimizers.SGD):
         return {**super().get_config(), "paper_weight_decay": self.paper_weight_decay}
 
 
-def _fused_momentum_step(variable, momentum, gradient, learning_rate, mu: float, decay: float):
+def _fused_momentum_step(variable, momentum, gradient, learning_rate, mu: float,
+                         decay: float) -> tuple[Any, Any]:
     """The paper's update for one variable as one XLA-compiled TensorFlow function.
 
     It returns the new momentum $v' = \\mu v - \\epsilon (g + \\lambda w)$ and the
     new weights $w + v'$. Keras's SGD computes the same numbers with one
-    TensorFlow op per arithmetic step, and each op reads and writes a whole
-    tensor: fc6 alone has 38 million weights, so on a CPU the update was
-    memory traffic, 11 to 14 % of the paper model's training step in a
-    profile (two cores, batch 32). XLA fuses
-    the arithmetic into one pass that reads $g$, $w$, $v$ and writes $v'$,
-    $w'$. On JAX the whole training step is compiled already.
+    TensorFlow op per arithmetic step. Each op reads and writes a whole tensor,
+    and fc6 alone has 38 million weights. On a CPU the update took 11 to 14 %
+    of the paper model's training step (``tf.profiler``, two cores, batch 32).
+    XLA fuses the arithmetic into one pass that reads $g$, $w$, $v$ and
+    writes $v'$, $w'$. On JAX the whole training step is compiled already.
     """
     import tensorflow as tf
 
     dtype = variable.dtype
-    return _xla_momentum_step()(
-        tf.convert_to_tensor(variable), tf.convert_to_tensor(momentum),
-        tf.cast(gradient, dtype), tf.cast(learning_rate, dtype),
-        tf.constant(mu, dtype), tf.constant(decay, dtype))
+    step = _xla_momentum_step()
+    return step(tf.convert_to_tensor(variable), tf.convert_to_tensor(momentum),
+                tf.cast(gradient, dtype), tf.cast(learning_rate, dtype),
+                tf.constant(mu, dtype), tf.constant(decay, dtype))
 
 
 @functools.cache
 def _xla_momentum_step():
+    """The compiled update, made once per process, so that TensorFlow is imported only here.
+
+    ``reduce_retracing`` lets one trace serve every weight shape; XLA still
+    compiles each shape once.
+    """
     import tensorflow as tf
 
-    @tf.function(jit_compile=True)
+    @tf.function(jit_compile=True, reduce_retracing=True)
     def step(variable, momentum, gradient, learning_rate, mu, decay):
         new_momentum = mu * momentum - learning_rate * (gradient + decay * variable)
         return new_momentum, variable + new_momentum
