@@ -474,13 +474,23 @@ class FeatureMapExplorer:
         return fig
 
     def render(self) -> Figure:
-        """Redraw the output area for the current choice; returns (and keeps) the figure."""
-        from IPython.display import display
+        """Redraw the output area for the current choice; returns (and keeps) the figure.
+
+        The figure replaces the output area's ``outputs`` in one update. It
+        does not go through ``with self.output:``, because headless runners
+        (nbclient, which builds the website and runs nbval) route captured
+        output through extra messages. The book's build hung twice in chapter
+        09, the only chapter with an output widget. Outside IPython (a script,
+        a test) there is no display formatter, and the output area stays empty.
+        """
+        from IPython import get_ipython
 
         self.last_figure = self.figure(*self.view())
-        with self.output:
-            self.output.clear_output(wait=True)
-            display(self.last_figure)
+        shell = get_ipython()
+        if shell is not None:
+            data, metadata = shell.display_formatter.format(self.last_figure)
+            self.output.outputs = (
+                {"output_type": "display_data", "data": data, "metadata": metadata},)
         return self.last_figure
 
     def static_figure(self) -> Figure:
