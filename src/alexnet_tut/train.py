@@ -822,10 +822,10 @@ def _check_workers_agree(strategy, done: int) -> None:
     same epoch, but a crash can fall between two of them saving; resuming from
     different epochs would train different models in lockstep, or hang.
     """
-    import tensorflow as tf
-
     if not _multi_worker(strategy):
         return
+    import tensorflow as tf
+
     mine = strategy.experimental_distribute_values_from_function(
         lambda context: tf.constant([done], dtype=tf.int32))
     epochs = [int(e) for e in strategy.gather(mine, axis=0).numpy()]
