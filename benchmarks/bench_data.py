@@ -24,6 +24,7 @@ import os
 import platform
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -32,12 +33,13 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from alexnet_tut import data  # noqa: E402
+from alexnet_tut.profiles import PROFILES  # noqa: E402
 
 
 def tf_data_speed(root: Path, *, cache: bool, epochs: int, batch: int) -> list[float]:
     """Images per second of each epoch of the training pipeline."""
-    ds = data.load_datasets(root, image_size=227, resize=256, batch_size=batch, cache=cache,
-                            max_val_per_class=1)
+    ds = data.load_datasets(root, replace(PROFILES["gpu"], batch_size=batch, max_val_per_class=1),
+                            cache=cache)
     speeds = []
     for _ in range(epochs):
         start, count = time.perf_counter(), 0
@@ -92,7 +94,7 @@ def main() -> None:
         num = data.scan(root)["splits"]["train"]
         cached = tf_data_speed(root, cache=True, epochs=1 + args.epochs, batch=args.batch_size)
         uncached = tf_data_speed(root, cache=False, epochs=2, batch=args.batch_size)
-        stats = data.load_datasets(root, image_size=227, resize=256, batch_size=8, cache=False)
+        stats = data.load_datasets(root, replace(PROFILES["gpu"], batch_size=8), cache=False)
         loop = pillow_numpy_speed(root, stats.mean, stats.pca, args.batch_size)
 
     rows = {

@@ -30,6 +30,7 @@ import tensorflow as tf  # noqa: E402
 
 from keras import ops  # noqa: E402
 
+from alexnet_tut.architectures import PAPER_LRN  # noqa: E402
 from alexnet_tut.layers import LocalResponseNormalization, _inverse_power  # noqa: E402
 from alexnet_tut.models import build_alexnet  # noqa: E402
 
@@ -44,7 +45,9 @@ class TensorFlowLRN(keras.layers.Layer):
     def call(self, x):
         parts = tf.split(x, self.groups, axis=-1)
         return tf.concat(
-            [tf.nn.local_response_normalization(p, depth_radius=2, bias=2.0, alpha=1e-4, beta=0.75)
+            [tf.nn.local_response_normalization(p, depth_radius=PAPER_LRN.depth_radius,
+                                                bias=PAPER_LRN.k, alpha=PAPER_LRN.alpha,
+                                                beta=PAPER_LRN.beta)
              for p in parts], axis=-1)
 
 

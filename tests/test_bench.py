@@ -5,11 +5,12 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from alexnet_tut import bench
 from alexnet_tut.errors import AlexnetTutError
+from alexnet_tut.architectures import PAPER_LRN
+from alexnet_tut.costs import total_macs
 from alexnet_tut.models import build_alexnet
 
 TINY = dict(batch_size=2, steps=1, rounds=1, image_size=67, num_classes=10,
@@ -41,12 +42,16 @@ def test_torch_model_has_the_keras_models_layers():
         assert sum(p.numel() for p in model.parameters()) == params
         assert build_alexnet(variant).count_params() == params
         assert model(torch.zeros(1, 3, 227, 227)).shape == (1, 1000)
+        norms = [m for m in model if isinstance(m, torch.nn.LocalResponseNorm)]
+        assert len(norms) == (2 if variant == "paper" else 0)
+        for norm in norms:  # PyTorch divides alpha by the window: n·α gives the paper's α
+            assert (norm.size, norm.alpha / norm.size, norm.beta, norm.k) == pytest.approx(
+                (PAPER_LRN.n, PAPER_LRN.alpha, PAPER_LRN.beta, PAPER_LRN.k))
 
 
 def test_training_flops_per_image_are_three_forward_passes():
     record = bench.run(variants=("paper",), include_torch=False, **TINY)
-    macs = __import__("alexnet_tut.models", fromlist=["x"]).total_macs(
-        build_alexnet("paper", input_shape=(67, 67, 3), num_classes=10))
+    macs = total_macs(build_alexnet("paper", input_shape=(67, 67, 3), num_classes=10))
     assert record["results"][0]["train_gflop_per_image"] == pytest.approx(6 * macs / 1e9)
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from alexnet_tut import pretrained
+from alexnet_tut.data import IMAGENETTE_CLASSES
 from alexnet_tut.errors import AlexnetTutError
 
 torch = pytest.importorskip("torch")
@@ -257,8 +258,8 @@ def test_class_names_offline_is_one_line(tmp_path):
 def test_imagenette_indices_are_sorted_wordnet_ids():
     """ImageNet's class order is the sorted WordNet ids, so Imagenette's sorted
     ids have increasing indices, starting with tench at 0."""
-    wnids = sorted(pretrained.IMAGENETTE_CLASSES)
-    indices = [pretrained.IMAGENETTE_CLASSES[w][1] for w in wnids]
+    wnids = sorted(IMAGENETTE_CLASSES)
+    indices = [IMAGENETTE_CLASSES[w][1] for w in wnids]
     assert indices == sorted(indices) and indices[0] == 0 and len(set(indices)) == 10
 
 

@@ -1,4 +1,4 @@
-"""Training: the paper's recipe, checkpoints that survive SIGKILL, reports, one-line errors.
+"""Whole training runs: checkpoints that survive SIGKILL, resume, reports, several devices, one-line errors.
 
 Every run here is the ``smoke`` profile on the offline stand-in (67 px crops,
 a few dozen images), so each takes seconds on two CPU cores.
@@ -14,15 +14,16 @@ import sys
 import textwrap
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
-from alexnet_tut import data, train
+from alexnet_tut import checkpoints, data, solver, train
 from alexnet_tut.errors import AlexnetTutError
+from alexnet_tut.evaluation import ten_crop_top1
 from alexnet_tut.profiles import PROFILES
+from alexnet_tut.recipe import get_recipe
 
 EPOCHS = 4  # enough for the loss to fall, and for a kill in the middle
 
@@ -57,7 +58,7 @@ def test_smoke_run_writes_checkpoints_logs_and_report(reference):
     assert state["epoch"] == EPOCHS
     assert (out / "backup" / state["weights"]).is_file()
     assert not list(out.rglob("partial-*")), "a temporary file was left behind"
-    if train.tensorboard_callbacks(out / "unused"):
+    if checkpoints.tensorboard_callbacks(out / "unused"):
         assert list((out / "tensorboard").rglob("events.out.tfevents.*"))
 
     on_disk = json.loads((out / "report.json").read_text())
@@ -78,7 +79,7 @@ def test_smoke_run_writes_checkpoints_logs_and_report(reference):
 
 def test_history_has_one_row_per_epoch_with_the_paper_metrics(reference):
     out, _ = reference
-    history = train.read_history(out)
+    history = checkpoints.read_history(out)
     assert [int(row["epoch"]) for row in history] == list(range(EPOCHS))
     for column in ("loss", "top1", "top5", "val_loss", "val_top1", "val_top5",
                    "learning_rate", "images_per_sec"):
@@ -88,7 +89,7 @@ def test_history_has_one_row_per_epoch_with_the_paper_metrics(reference):
 
 def test_loss_decreases_on_the_standin(reference):
     out, _ = reference
-    history = train.read_history(out)
+    history = checkpoints.read_history(out)
     assert history[-1]["loss"] < history[0]["loss"]
     assert history[-1]["val_loss"] < history[0]["val_loss"]
 
@@ -99,7 +100,7 @@ def test_loss_decreases_in_the_cpu_profile(standin, tmp_path):
     tiny_cpu = replace(PROFILES["cpu"], epochs=3, max_train_per_class=24, max_val_per_class=8,
                        standin_only=True)
     report = train.run(standin, tmp_path / "cpu", profile=tiny_cpu, verbose=0)
-    losses = [row["loss"] for row in train.read_history(tmp_path / "cpu")]
+    losses = [row["loss"] for row in checkpoints.read_history(tmp_path / "cpu")]
     assert losses[0] > losses[1] > losses[2], losses
     assert report["top1"] > 2 / report["num_classes"]  # better than twice chance
 
@@ -146,13 +147,13 @@ def test_sigkill_mid_epoch_then_resume_loses_nothing(standin, reference, tmp_pat
             child.kill()
         child.stderr.close()
     assert child.returncode == -signal.SIGKILL
-    assert train.ResumableBackup.read_state(out / "backup")["epoch"] == 1
+    assert checkpoints.ResumableBackup.read_state(out / "backup")["epoch"] == 1
     assert not (out / "report.json").exists()
 
     report = train.run(standin, out, profile="smoke", epochs=EPOCHS, resume=True, verbose=0)
 
     _, uninterrupted = reference
-    history = train.read_history(out)
+    history = checkpoints.read_history(out)
     assert [int(row["epoch"]) for row in history] == list(range(EPOCHS))  # once each
     assert report["resumed_from_epoch"] == 1
     assert report["epochs_in_history"] == EPOCHS
@@ -172,210 +173,7 @@ def test_a_finished_run_resumes_to_the_same_report(standin, reference):
     assert again["resumed_from_epoch"] == EPOCHS
     assert again["iterations"] == report["iterations"]
     assert again["top1"] == pytest.approx(report["top1"])
-    assert len(train.read_history(out)) == EPOCHS
-
-
-# --------------------------------------------------------------------------
-# The pieces of the recipe
-# --------------------------------------------------------------------------
-
-def tiny_model(num_classes=3):
-    model = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.Flatten(),
-                              keras.layers.Dense(num_classes, name="fc8")])
-    train.compile_model(model, train.get_recipe("paper"))
-    return model
-
-
-def test_learning_rate_is_divided_by_ten_at_most_three_times():
-    model = tiny_model()
-    plateau = train.plateau_callback(train.get_recipe("paper", plateau_patience=1))
-    plateau.set_model(model)
-    plateau.on_train_begin()
-    rates = []
-    for epoch in range(12):  # validation accuracy never improves after epoch 0
-        plateau.on_epoch_end(epoch, {"val_top1": 0.5})
-        rates.append(float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
-    assert sorted(set(rates), reverse=True) == pytest.approx([1e-2, 1e-3, 1e-4, 1e-5])
-    assert rates[-1] == pytest.approx(1e-5)
-
-
-def test_recipe_is_the_papers():
-    recipe = train.get_recipe()
-    assert (recipe.learning_rate, recipe.momentum, recipe.weight_decay, recipe.dropout) == (
-        0.01, 0.9, 0.0005, 0.5)
-    model = train.build_model("paper", 67, 3, recipe)
-    # The decay lives in the optimizer, so the logged loss is the cross-entropy alone.
-    assert model.get_layer("conv1").kernel_regularizer is None and not model.losses
-    assert model.get_layer("drop6").rate == 0.5
-    train.compile_model(model, recipe, batch_size=128)
-    assert isinstance(model.optimizer, train.PaperSGD)
-    assert float(model.optimizer.momentum) == pytest.approx(0.9)
-    assert model.optimizer.paper_weight_decay == pytest.approx(0.0005)
-    assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(0.01)
-    top5 = [m for m in train.accuracy_metrics(3) if m.name == "top5"][0]
-    assert top5._fn_kwargs["k"] == 3  # three classes: top-5 means top-3
-
-
-def test_learning_rate_scales_with_the_batch_from_the_papers_128():
-    recipe = train.get_recipe()
-    assert recipe.learning_rate_for(128) == pytest.approx(0.01)
-    assert recipe.learning_rate_for(32) == pytest.approx(0.0025)
-    assert recipe.min_learning_rate(32) == pytest.approx(0.0025e-3)
-    model = tiny_model()
-    train.compile_model(model, recipe, batch_size=8)
-    assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(
-        0.01 * 8 / 128)
-
-
-def _sgd_steps_in_numpy(w, grads, lr, momentum, decay, decayed):
-    """The paper's §5 update, written out: v <- 0.9 v - decay·lr·w - lr·grad; w <- w + v."""
-    w, v = w.copy(), np.zeros_like(w)
-    for g in grads:
-        v = momentum * v - (decay * lr * w if decayed else 0.0) - lr * g
-        w = w + v
-    return w
-
-
-@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "tf.function"])
-def test_paper_sgd_is_the_papers_update_rule_on_kernels_and_spares_biases(compiled):
-    rng = np.random.default_rng(0)
-    layer = keras.layers.Dense(3, name="fc")
-    layer.build((None, 4))
-    kernel0 = rng.normal(size=(4, 3)).astype("float32")
-    bias0 = rng.normal(size=3).astype("float32")
-    layer.set_weights([kernel0, bias0])
-    optimizer = train.PaperSGD(learning_rate=0.1, momentum=0.9, paper_weight_decay=0.05)
-    optimizer.build([layer.kernel, layer.bias])
-    kernel_grads = [rng.normal(size=(4, 3)).astype("float32") for _ in range(3)]
-    bias_grads = [rng.normal(size=3).astype("float32") for _ in range(3)]
-
-    def apply(gk, gb):
-        optimizer.apply_gradients([(gk, layer.kernel), (gb, layer.bias)])
-
-    if compiled:  # as inside Model.fit; on TensorFlow PaperSGD's update is an XLA function
-        if keras.backend.backend() != "tensorflow":
-            pytest.skip("tf.function needs the TensorFlow backend")
-        import tensorflow as tf
-
-        apply = tf.function(apply)
-    for gk, gb in zip(kernel_grads, bias_grads):
-        apply(gk, gb)
-    kernel, bias = layer.get_weights()
-    np.testing.assert_allclose(
-        kernel, _sgd_steps_in_numpy(kernel0, kernel_grads, 0.1, 0.9, 0.05, True), rtol=1e-5)
-    np.testing.assert_allclose(
-        bias, _sgd_steps_in_numpy(bias0, bias_grads, 0.1, 0.9, 0.05, False), rtol=1e-5)
-
-
-def test_paper_sgd_without_momentum_still_decays_kernels():
-    rng = np.random.default_rng(2)
-    layer = keras.layers.Dense(2, use_bias=False)
-    layer.build((None, 3))
-    w0 = rng.normal(size=(3, 2)).astype("float32")
-    layer.set_weights([w0])
-    optimizer = train.PaperSGD(learning_rate=0.1, momentum=0.0, paper_weight_decay=0.05)
-    grads = [rng.normal(size=(3, 2)).astype("float32") for _ in range(3)]
-    for g in grads:
-        optimizer.apply_gradients([(g, layer.kernel)])
-    np.testing.assert_allclose(
-        layer.get_weights()[0], _sgd_steps_in_numpy(w0, grads, 0.1, 0.0, 0.05, True), rtol=1e-5)
-
-
-def test_paper_sgd_runs_one_compiled_update_per_variable_on_tensorflow(record_calls):
-    if keras.backend.backend() != "tensorflow":
-        pytest.skip("the fused update is TensorFlow's path")
-    calls = record_calls(train, "_fused_momentum_step")
-    layer = keras.layers.Dense(2)
-    layer.build((None, 3))
-    optimizer = train.PaperSGD()
-    optimizer.apply_gradients([(np.ones((3, 2), "float32"), layer.kernel),
-                               (np.ones(2, "float32"), layer.bias)])
-    assert calls == [(3, 2), (2,)]
-
-
-def test_paper_sgd_matches_pytorch_sgd_with_weight_decay():
-    torch = pytest.importorskip("torch")
-    rng = np.random.default_rng(1)
-    w0 = rng.normal(size=(5, 2)).astype("float32")
-    grads = [rng.normal(size=(5, 2)).astype("float32") for _ in range(4)]
-    layer = keras.layers.Dense(2, use_bias=False)
-    layer.build((None, 5))
-    layer.set_weights([w0])
-    optimizer = train.PaperSGD(learning_rate=0.01, momentum=0.9, paper_weight_decay=5e-4)
-    param = torch.nn.Parameter(torch.tensor(w0))
-    reference = torch.optim.SGD([param], lr=0.01, momentum=0.9, weight_decay=5e-4)
-    for g in grads:
-        optimizer.apply_gradients([(g, layer.kernel)])
-        param.grad = torch.tensor(g)
-        reference.step()
-    np.testing.assert_allclose(layer.get_weights()[0], param.detach().numpy(), rtol=1e-5)
-
-
-def test_paper_sgd_round_trips_through_a_saved_model(tmp_path):
-    model = tiny_model()
-    model.fit(np.zeros((3, 4, 4, 3), "float32"), np.arange(3), epochs=1, verbose=0)
-    model.save(tmp_path / "m.keras")
-    loaded = keras.saving.load_model(tmp_path / "m.keras")
-    assert isinstance(loaded.optimizer, train.PaperSGD)
-    assert loaded.optimizer.paper_weight_decay == pytest.approx(0.0005)
-
-
-def test_paper_init_sets_the_papers_biases():
-    recipe = train.get_recipe(paper_init=True, paper_bias=0.1)  # Caffe's fallback
-    model = train.build_model("paper", 67, 3, recipe)
-    assert np.allclose(keras.ops.convert_to_numpy(model.get_layer("fc6").bias), 0.1)
-    assert np.allclose(keras.ops.convert_to_numpy(model.get_layer("conv3").bias), 0.0)
-    assert np.std(keras.ops.convert_to_numpy(model.get_layer("fc7").kernel)) == pytest.approx(
-        0.01, rel=0.05)
-
-
-def test_modern_recipe_warms_up_and_smooths_labels():
-    recipe = train.get_recipe("modern")
-    assert recipe.warmup_epochs and recipe.label_smoothing
-    warmup = train.warmup_callback(recipe)
-    lrs = [warmup.schedule(e, 0.5) for e in range(recipe.warmup_epochs + 1)]
-    assert lrs[-2] == pytest.approx(0.01) and lrs[0] < 0.01 and lrs[-1] == 0.5
-    assert train.warmup_callback(train.get_recipe("paper")) is None
-    loss = train._SmoothedSparseCrossentropy(3, 0.1)
-    logits = np.array([[2.0, 0.0, -1.0]], "float32")
-    expected = keras.losses.categorical_crossentropy(
-        np.array([[0.0, 1.0, 0.0]], "float32"), logits, from_logits=True, label_smoothing=0.1)
-    assert float(loss(np.array([1]), logits)) == pytest.approx(float(expected[0]), rel=1e-5)
-
-
-def test_ten_crop_averages_the_softmax_of_each_images_ten_patches():
-    model = tiny_model()
-    patches = np.random.default_rng(0).normal(size=(2, 10, 4, 4, 3)).astype("float32")
-    got = train.ten_crop_probabilities(model, patches)
-    for i in range(2):
-        logits = keras.ops.convert_to_numpy(model(patches[i]))
-        softmax = np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)
-        np.testing.assert_allclose(got[i], softmax.mean(axis=0), rtol=1e-5)
-    labels = np.argmax(got, axis=-1)
-    assert train.ten_crop_top1(model, [(patches, labels)]) == 1.0
-
-
-def test_backup_survives_a_torn_write_and_restores_callback_counters(tmp_path):
-    model = tiny_model()
-    plateau = train.plateau_callback(train.get_recipe())
-    backup = train.ResumableBackup(tmp_path, stateful={"plateau": (plateau, ("best", "wait"))})
-    x, y = np.zeros((6, 4, 4, 3), "float32"), np.arange(6) % 3
-    model.fit(x, y, validation_data=(x, y), epochs=2, verbose=0, callbacks=[plateau, backup])
-    weights = model.get_layer("fc8").get_weights()
-    # A process killed while writing the next state leaves a partial file behind.
-    (tmp_path / "partial-epoch00003-batch0000000.weights.h5").write_bytes(b"torn")
-
-    fresh, fresh_plateau = tiny_model(), train.plateau_callback(train.get_recipe())
-    fresh_plateau.set_model(fresh)
-    restore = train.ResumableBackup(
-        tmp_path, stateful={"plateau": (fresh_plateau, ("best", "wait"))})
-    restore.set_model(fresh)
-    fresh_plateau.on_train_begin()
-    restore.on_train_begin()
-    assert fresh._initial_epoch == 2
-    assert int(fresh.optimizer.iterations) == int(model.optimizer.iterations) == 2
-    np.testing.assert_array_equal(fresh.get_layer("fc8").get_weights()[0], weights[0])
-    assert (fresh_plateau.best, fresh_plateau.wait) == (plateau.best, plateau.wait)
+    assert len(checkpoints.read_history(out)) == EPOCHS
 
 
 # --------------------------------------------------------------------------
@@ -419,10 +217,10 @@ def test_a_run_folder_is_never_overwritten_or_resumed_with_other_settings(standi
 MIRRORED_CHILD = """
 import json, sys
 import tensorflow as tf
-from alexnet_tut import distribute, train
+from alexnet_tut import devices, distribute, train
 
-devices = distribute.split_cpu(2)
-train.choose_strategy = lambda: tf.distribute.MirroredStrategy(devices)
+cpus = distribute.split_cpu(2)
+devices.choose_strategy = lambda: tf.distribute.MirroredStrategy(cpus)
 report = train.run(sys.argv[1], sys.argv[2], profile="smoke", epochs=2, verbose=0)
 print(json.dumps(report))
 """
@@ -438,8 +236,8 @@ def test_a_run_trains_data_parallel_on_two_devices_with_mirrored_strategy(standi
     report = json.loads(child.stdout.strip().splitlines()[-1])
     assert report["replicas"] == 2
     assert report["iterations"] == 2 * steps_per_epoch(report)
-    assert len(train.read_history(out)) == 2 and (out / "best.keras").is_file()
-    assert train.ResumableBackup.read_state(out / "backup")["epoch"] == 2
+    assert len(checkpoints.read_history(out)) == 2 and (out / "best.keras").is_file()
+    assert checkpoints.ResumableBackup.read_state(out / "backup")["epoch"] == 2
 
 
 def _train_on_local_workers(standin, out, *args, workers=2):
@@ -487,26 +285,26 @@ def test_two_workers_train_resume_and_report_like_one_device(standin, tmp_path):
     for report, folder in zip(reports, (chief, worker)):
         assert report["replicas"] == 2 and report["run_dir"] == str(folder)
         assert report["iterations"] == 2 * steps_per_epoch(report)  # the batch is global
-        assert len(train.read_history(folder)) == 2 and (folder / "best.keras").is_file()
+        assert len(checkpoints.read_history(folder)) == 2 and (folder / "best.keras").is_file()
     # Mirrored: both workers end with the same weights, bit for bit.
-    states = [train.ResumableBackup.read_state(folder / "backup") for folder in (chief, worker)]
+    states = [checkpoints.ResumableBackup.read_state(folder / "backup") for folder in (chief, worker)]
     assert [state["epoch"] for state in states] == [2, 2]
     mine, theirs = (_weights(folder / "backup" / state["weights"])
                     for folder, state in zip((chief, worker), states))
     assert mine.keys() == theirs.keys() and all(np.array_equal(mine[k], theirs[k]) for k in mine)
     # The report's numbers are the model's: one process scores the saved weights the same.
     prof = PROFILES["smoke"]
-    datasets = data.load_profile_datasets(standin, prof, batch_size=reports[0]["batch_size"])
-    recipe = train.get_recipe("paper")
-    model = train.build_model("paper", prof.image_size, reports[0]["num_classes"], recipe)
-    train.compile_model(model, recipe, batch_size=reports[0]["batch_size"])
+    datasets = data.load_datasets(standin, prof, batch_size=reports[0]["batch_size"])
+    recipe = get_recipe("paper")
+    model = solver.build_model("paper", prof.image_size, reports[0]["num_classes"], recipe)
+    solver.compile_model(model, recipe, batch_size=reports[0]["batch_size"])
     model.optimizer.build(model.trainable_variables)  # so the saved slots load too
     model.load_weights(chief / "backup" / states[0]["weights"])
     single = model.evaluate(datasets.val, verbose=0, return_dict=True)
     assert reports[0]["top1"] == pytest.approx(single["top1"])
     assert reports[0]["val_loss"] == pytest.approx(single["loss"], rel=1e-4)
     assert reports[0]["ten_crop_top1"] == pytest.approx(
-        train.ten_crop_top1(model, datasets.val_ten_crop))
+        ten_crop_top1(model, datasets.val_ten_crop))
 
 
 def test_workers_that_saved_different_epochs_refuse_to_resume(standin, tmp_path):

@@ -379,7 +379,8 @@ def test_plot_neighbours_rows(models, images, tmp_path):
 # -------------------------------------------------------------- portability
 
 
-@pytest.mark.parametrize("module", ["viz.py", "pretrained.py"])
+@pytest.mark.parametrize("module", sorted(p.name for p in pathlib.Path(viz.__file__).parent.glob("*.py"))
+                         + ["../pretrained.py"])
 def test_helpers_use_no_tensorflow_directly(module):
     """keras.ops and NumPy only, so the helpers run under any Keras backend."""
     source = (pathlib.Path(viz.__file__).parent / module).read_text()

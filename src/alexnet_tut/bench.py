@@ -19,11 +19,11 @@ machine slows all of them alike; each result is the median over rounds.
 Alongside, the machine's float32 matrix-multiply rate serves as its practical
 peak: the best of NumPy, PyTorch and the active Keras backend on a large
 square matmul, measured in every round with the steps. Each result says what
-fraction of it the step reaches. (The libraries differ: in one run on a
-two-core AMD EPYC, TensorFlow's matmul ran at 441 GFLOP/s and NumPy's at 239,
-so a peak from NumPy alone would flatter the step.) A training step costs about
+fraction of it the step reaches. (The libraries' matmuls differ by up to two
+times on one machine, so a peak from one library alone could flatter the
+step.) A training step costs about
 three forward passes: $3 \\times 2 \\times$ MACs floating-point operations per
-image (MACs from :func:`alexnet_tut.models.total_macs`).
+image (MACs from :func:`alexnet_tut.costs.total_macs`).
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ from typing import Any, Callable
 import keras
 import numpy as np
 
+from alexnet_tut import devices
+from alexnet_tut.architectures import PAPER_LRN
 from alexnet_tut.errors import AlexnetTutError
 
 BENCH_VARIANTS: tuple[str, ...] = ("paper", "one_tower")
@@ -47,50 +49,12 @@ DEFAULT_ROUNDS = 2
 
 
 # --------------------------------------------------------------------------
-# The machine
+# The machine's practical peak
 # --------------------------------------------------------------------------
 
-def _gpu_capability() -> tuple[int, int] | None:
-    """Compute capability of the first GPU the Keras backend sees, else ``None``."""
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        gpus = tf.config.list_physical_devices("GPU")
-        if not gpus:
-            return None
-        cc = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability")
-        return tuple(cc) if cc else (0, 0)
-    if backend == "jax":
-        import jax
-
-        gpus = [d for d in jax.devices() if d.platform == "gpu"]
-        if not gpus:
-            return None
-        cc = getattr(gpus[0], "compute_capability", "0.0")
-        major, _, minor = str(cc).partition(".")
-        return int(major), int(minor or 0)
-    return None
-
-
-def _cpu_has_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 def default_precisions() -> list[str]:
-    """float32, plus the mixed precision this machine runs natively, if any."""
-    cc = _gpu_capability()
-    if cc is not None:
-        if cc >= (8, 0):
-            return ["float32", "mixed_bfloat16"]
-        if cc >= (7, 0):
-            return ["float32", "mixed_float16"]
-        return ["float32"]
-    return ["float32", "mixed_bfloat16"] if _cpu_has_bf16() else ["float32"]
+    """float32, plus the mixed precision this machine computes natively, if any."""
+    return ["float32", *devices.native_mixed_precisions()]
 
 
 def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> dict[str, float]:
@@ -142,19 +106,21 @@ def keras_step(variant: str, batch_size: int, precision: str, image_size: int = 
     """A Keras training step on one fixed synthetic batch, and the model's MACs per image.
 
     The model and its compilation are the training chapter's: ``build_alexnet``
-    and :func:`alexnet_tut.train.compile_model` (the paper's SGD with momentum
+    and :func:`alexnet_tut.solver.compile_model` (the paper's SGD with momentum
     and weight decay, cross-entropy on logits, top-1/top-5 metrics,
     ``jit_compile="auto"``: XLA on GPUs).
     """
-    from alexnet_tut import train
-    from alexnet_tut.models import build_alexnet, total_macs
+    from alexnet_tut.costs import total_macs
+    from alexnet_tut.models import build_alexnet
+    from alexnet_tut.recipe import get_recipe
+    from alexnet_tut.solver import compile_model
 
     previous = keras.mixed_precision.dtype_policy()
     keras.mixed_precision.set_dtype_policy(precision)
     try:
         model = build_alexnet(variant, input_shape=(image_size, image_size, 3),
                               num_classes=num_classes)
-        train.compile_model(model, train.get_recipe(), batch_size=batch_size)
+        compile_model(model, get_recipe(), batch_size=batch_size)
     finally:
         keras.mixed_precision.set_dtype_policy(previous)
     rng = np.random.default_rng(seed)
@@ -173,9 +139,10 @@ def torch_alexnet(variant: str, num_classes: int = 1000, image_size: int = 227):
     """A plain ``torch.nn`` AlexNet with the same layers as the book's Keras model.
 
     ``paper``: grouped conv2/4/5 (``groups=2``) and LRN after conv1 and conv2
-    with the paper's constants (PyTorch divides α by the window size, so α is
-    passed as 5 × 1e-4). ``one_tower``: 96-256-384-384-256, no LRN. Both take
-    227×227 images with no padding in conv1, as the paper's Figure 2.
+    with the paper's constants (`alexnet_tut.architectures.PAPER_LRN`;
+    PyTorch divides α by the window size, so α is passed as n·α).
+    ``one_tower``: 96-256-384-384-256, no LRN. Both take 227×227 images with
+    no padding in conv1, as the paper's Figure 2.
     """
     import torch.nn as nn
 
@@ -185,7 +152,9 @@ def torch_alexnet(variant: str, num_classes: int = 1000, image_size: int = 227):
         side = (side - 3) // 2 + 1
 
     def norm():
-        return [nn.LocalResponseNorm(5, alpha=5 * 1e-4, beta=0.75, k=2.0)] if lrn else []
+        lrn_ = PAPER_LRN
+        return [nn.LocalResponseNorm(lrn_.n, alpha=lrn_.n * lrn_.alpha, beta=lrn_.beta,
+                                     k=lrn_.k)] if lrn else []
 
     return nn.Sequential(
         nn.Conv2d(3, 96, 11, stride=4), nn.ReLU(inplace=True), *norm(), nn.MaxPool2d(3, 2),
@@ -306,7 +275,7 @@ def run(
             config["times"].append((time.perf_counter() - start) / steps)
         for library, rate in matmul_peak_gflops(repeats=2).items():  # the same load as the steps
             peak[library] = max(peak.get(library, 0.0), rate)
-    say(f"fp32 matmul peak: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peak.items()))
+    say("fp32 matmul peak: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peak.items()))
 
     best_peak = max(peak.values())
     results = []
@@ -362,12 +331,12 @@ def _machine(torch) -> dict:
     backend = keras.backend.backend()
     info = {
         "platform": platform.platform(),
-        "processor": _cpu_name(),
+        "processor": devices.cpu_features()["model"],
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "keras": keras.__version__,
         "keras_backend": backend,
-        "gpu_compute_capability": _gpu_capability(),
+        "gpu_compute_capability": devices.gpu_capability(),
         "torch": getattr(torch, "__version__", None),
     }
     if backend == "tensorflow":
@@ -383,13 +352,3 @@ def _machine(torch) -> dict:
         info["torch_threads"] = torch.get_num_threads()
         info["torch_cuda"] = torch.cuda.is_available()
     return info
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()

@@ -2,7 +2,8 @@
 
 Each subcommand parses its arguments and calls one library function, so that
 everything the command does can also be done from a notebook in one line.
-Problems the user can fix end as one line, ``error: ...``, and exit status 2.
+The choices it offers come from the package's own tuples. Problems the user
+can fix end as one line, ``error: ...``, and exit status 2.
 """
 
 from __future__ import annotations
@@ -13,7 +14,11 @@ import sys
 from pathlib import Path
 
 from alexnet_tut import __version__
+from alexnet_tut.architectures import VARIANTS
+from alexnet_tut.data.imagenette import IMAGENETTE_ARCHIVES, IMAGENETTE_SIZES
 from alexnet_tut.errors import AlexnetTutError
+from alexnet_tut.profiles import PROFILE_NAMES
+from alexnet_tut.recipe import RECIPE_NAMES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,8 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     imagenette = data_commands.add_parser(
         "imagenette", help="download, verify and extract Imagenette v2")
-    imagenette.add_argument("--size", choices=("160px", "320px", "full"), default="320px",
-                            help="image size variant (default: 320px, 342 MB)")
+    default_size = "320px"
+    imagenette.add_argument("--size", choices=IMAGENETTE_SIZES, default=default_size,
+                            help=f"image size variant (default: {default_size}, "
+                            f"{IMAGENETTE_ARCHIVES[default_size][3] / 1e6:.0f} MB)")
     imagenette.add_argument("--dir", type=Path, default=None,
                             help="where to keep it (default: ~/.keras/datasets)")
     imagenette.add_argument("--trust-new-checksum", action="store_true",
@@ -49,10 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="ImageNet-layout folder (train/<class>/, val/<class>/)")
     train.add_argument("--out", type=Path, required=True,
                        help="run folder: checkpoints, logs, report.json")
-    train.add_argument("--variant", choices=("paper", "one_tower"), default="paper")
+    train.add_argument("--variant", choices=VARIANTS, default=VARIANTS[0])
+    train.add_argument("--recipe", choices=RECIPE_NAMES, default=RECIPE_NAMES[0],
+                       help="paper: §5 as printed; modern: adds a warm-up and label smoothing")
     train.add_argument("--epochs", type=int, default=None, help="default: the profile's")
     train.add_argument("--batch-size", type=int, default=None, help="default: the profile's")
-    train.add_argument("--profile", choices=("smoke", "cpu", "gpu", "auto"), default=None,
+    train.add_argument("--profile", choices=PROFILE_NAMES, default=None,
                        help="default: $ALEXNET_TUT_PROFILE, else auto")
     train.add_argument("--resume", action="store_true",
                        help="continue the run in --out from its last checkpoint")
@@ -83,9 +92,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "train":
         from alexnet_tut import train
 
-        train.run(args.data, args.out, variant=args.variant, epochs=args.epochs,
-                  batch_size=args.batch_size, profile=args.profile, resume=args.resume,
-                  verbose=1)
+        train.run(args.data, args.out, variant=args.variant, recipe=args.recipe,
+                  epochs=args.epochs, batch_size=args.batch_size, profile=args.profile,
+                  resume=args.resume, verbose=1)
         return 0
     if args.command == "bench":
         from alexnet_tut import bench

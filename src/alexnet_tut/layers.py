@@ -2,10 +2,9 @@
 and PCA colour augmentation (paper §4.1).
 
 Both are written with `keras.ops`, so they run on every Keras backend
-(TensorFlow, JAX, PyTorch). The LRN writes its gradient out by hand, and tests
-check it against TensorFlow's. Two more layers keep Keras's maths and change
-only how TensorFlow computes it, for speed on its CPU kernels: `GroupedConv2D`
-(one convolution per group) and `Dense` (a faster input gradient).
+(TensorFlow, JAX, PyTorch). The LRN writes its gradient out by hand; tests
+check it against TensorFlow's own LRN and its gradient. Layers that only make
+Keras's own layers faster on some machines live in `alexnet_tut.speedups`.
 """
 
 from __future__ import annotations
@@ -13,6 +12,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 from keras import ops
+
+from alexnet_tut.architectures import PAPER_LRN
 
 
 @keras.saving.register_keras_serializable(package="alexnet_tut")
@@ -24,9 +25,10 @@ class LocalResponseNormalization(keras.layers.Layer):
     $b_c = a_c / (k + \\alpha \\sum_{c'=\\max(0, c-r)}^{\\min(C-1, c+r)} a_{c'}^2)^\\beta$
 
     with $r$ = ``depth_radius``, $k$ = ``bias``. The defaults are the paper's
-    ($n = 2r + 1 = 5$, $k = 2$, $\\alpha = 10^{-4}$, $\\beta = 0.75$), and the
-    semantics are those of ``tf.nn.local_response_normalization``: $\\alpha$ is
-    *not* divided by $n$ (Caffe and cuda-convnet2 divide it).
+    (`alexnet_tut.architectures.PAPER_LRN`: $n = 2r + 1 = 5$, $k = 2$,
+    $\\alpha = 10^{-4}$, $\\beta = 0.75$), and the semantics are those of
+    ``tf.nn.local_response_normalization``: $\\alpha$ is *not* divided by $n$
+    (cuda-convnet, Caffe and PyTorch divide it).
 
     ``groups`` splits the channels into equal groups that are normalised
     separately. ``groups=2`` is what the paper's two GPUs did: each normalised
@@ -38,10 +40,10 @@ class LocalResponseNormalization(keras.layers.Layer):
 
     def __init__(
         self,
-        depth_radius: int = 2,
-        bias: float = 2.0,
-        alpha: float = 1e-4,
-        beta: float = 0.75,
+        depth_radius: int = PAPER_LRN.depth_radius,
+        bias: float = PAPER_LRN.k,
+        alpha: float = PAPER_LRN.alpha,
+        beta: float = PAPER_LRN.beta,
         groups: int = 1,
         **kwargs,
     ):
@@ -101,13 +103,11 @@ def _lrn_rows(x, band: np.ndarray, bias: float, alpha: float, beta: float):
     $\\partial L / \\partial x = g z^{-\\beta} - 2 \\alpha \\beta\\, x \\, (g y / z) B^T$.
     Automatic differentiation of the forward pass gives the same numbers
     through more passes over the activations, and an LRN's cost is those
-    passes: it does little arithmetic on a lot of memory. With the gradient
-    written out, the paper model's training step ran at 79.0 images/s
-    against 77.1 with automatic differentiation, 75.0 with TensorFlow's own
-    LRN, and 88.5 without LRN (``benchmarks/bench_lrn.py``, batch 32, two
-    CPU cores). For the same reason the constants $\\alpha$ and
-    $2 \\alpha \\beta$ ride in the small band matrix instead of costing a
-    pass each. The band is symmetric, so $B^T = B$.
+    passes: it does little arithmetic on a lot of memory
+    (``benchmarks/bench_lrn.py`` measures the difference). For the same
+    reason the constants $\\alpha$ and $2 \\alpha \\beta$ ride in the small
+    band matrix instead of costing a pass each. The band is symmetric, so
+    $B^T = B$.
     """
     forward_band = ops.convert_to_tensor(alpha * band)
     backward_band = ops.convert_to_tensor(2.0 * alpha * beta * band)  # B is symmetric
@@ -139,87 +139,6 @@ def _inverse_power(z, beta: float):
     if beta == 1.0:
         return 1.0 / z
     return ops.power(z, -beta)
-
-
-@keras.saving.register_keras_serializable(package="alexnet_tut")
-class GroupedConv2D(keras.layers.Conv2D):
-    """``keras.layers.Conv2D`` with ``groups > 1`` run as one convolution per group.
-
-    The paper's conv2, conv4 and conv5 see only their own GPU's maps: a
-    grouped convolution with ``groups=2``. Keras's ``Conv2D(groups=2)`` computes
-    exactly that, but on TensorFlow it compiles every grouped convolution with
-    XLA, because TensorFlow's CPU kernel has no groups, and XLA's CPU
-    convolutions are far slower than the oneDNN ones TensorFlow uses
-    otherwise: a paper-model training step ran at 9.4 images/s with it
-    against 25.6 images/s with the groups as separate convolutions (2 cores,
-    batch 16, 227 pixels). This layer keeps the grouped layer's weights, name
-    and saved form, and on the TensorFlow backend splits the channels,
-    convolves each group with its slice of the kernel and
-    concatenates the results. Other backends get the native grouped op.
-    """
-
-    def convolution_op(self, inputs, kernel):
-        if self.groups == 1 or keras.backend.backend() != "tensorflow":
-            return super().convolution_op(inputs, kernel)
-        axis = -1 if self.data_format == "channels_last" else 1
-        convolve = super().convolution_op
-        inputs_per_group = ops.split(inputs, self.groups, axis=axis)
-        kernels_per_group = ops.split(kernel, self.groups, axis=-1)
-        parts = [convolve(x, k) for x, k in zip(inputs_per_group, kernels_per_group)]
-        return ops.concatenate(parts, axis=axis)
-
-
-@keras.saving.register_keras_serializable(package="alexnet_tut")
-class Dense(keras.layers.Dense):
-    """``keras.layers.Dense`` whose input gradient is fast on TensorFlow's CPU kernels.
-
-    For $y = x W$, TensorFlow computes the input gradient $g W^T$ as
-    ``matmul(g, W, transpose_b=True)``. For a small batch and a large $W$,
-    oneDNN runs that form slowly. For fc6 (9216 × 4096, batch 32, two CPU
-    cores) it took 32 ms. The same numbers asked for as $(W g^T)^T$ took
-    10 ms; chapter 06 times both. This layer asks for them that way. The
-    transposes touch only $g$ and the result, which are batch-sized.
-
-    Everything else (weights, name, saved form) is Keras's Dense. Other
-    backends, sparse inputs and inputs with more than two axes get Keras's
-    own computation. On a GPU, XLA compiles the training step and sees the
-    same maths either way. Keras's ``model.quantize`` skips subclasses of
-    its layers unless called with ``type_check=False``.
-    """
-
-    def call(self, inputs, training=None):
-        if keras.backend.backend() != "tensorflow" or len(inputs.shape) != 2:
-            return super().call(inputs, training=training)
-        import tensorflow as tf
-
-        if isinstance(inputs, tf.SparseTensor):
-            return super().call(inputs, training=training)
-
-        # Read the kernel (cast to the compute dtype under mixed precision) into a
-        # tensor: a custom gradient must not read variables itself.
-        x = _matmul_fast_input_gradient(inputs, tf.convert_to_tensor(self.kernel))
-        if self.bias is not None:
-            x = ops.add(x, self.bias)
-        if self.activation is not None:
-            x = self.activation(x)
-        return x
-
-
-def _matmul_fast_input_gradient(x, kernel):
-    """``x @ kernel`` with the input gradient computed as ``(kernel @ g^T)^T``."""
-
-    @ops.custom_gradient
-    def matmul(x, kernel):
-        def grad(*args, upstream=None):
-            if upstream is None:  # TensorFlow and JAX pass it positionally
-                (upstream,) = args
-            input_grad = ops.transpose(ops.matmul(kernel, ops.transpose(upstream)))
-            kernel_grad = ops.matmul(ops.transpose(x), upstream)
-            return ops.cast(input_grad, x.dtype), ops.cast(kernel_grad, kernel.dtype)
-
-        return ops.matmul(x, kernel), grad
-
-    return matmul(x, kernel)
 
 
 @keras.saving.register_keras_serializable(package="alexnet_tut")

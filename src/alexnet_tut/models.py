@@ -1,35 +1,41 @@
 """AlexNet in Keras 3: the paper's two-tower model, the one-tower model, torchvision's.
 
-Each builder reads top to bottom like the paper's Figure 2. Layer names are
-stable across variants (``conv1`` … ``conv5``, ``fc6``, ``fc7``, ``fc8``) so that
-chapters, tests and the pretrained-weight loader can find layers by name.
+`build_alexnet` reads top to bottom like the paper's Figure 2; the widths,
+kernel sizes and strides of each variant come from
+`alexnet_tut.architectures.ARCHITECTURES`. Layer names are stable across
+variants (``conv1`` … ``conv5``, ``fc6``, ``fc7``, ``fc8``) so that chapters,
+tests and the pretrained-weight loader can find layers by name.
 
 ``fc8`` returns logits (no softmax) in float32, which is what a
 ``from_logits=True`` loss and mixed precision both want.
+
+Grouped convolutions and the dense layers are built from
+`alexnet_tut.speedups`' subclasses of Keras's ``Conv2D`` and ``Dense``: the
+same layers, computed faster on TensorFlow's CPU kernels.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import keras
 import numpy as np
 from keras import layers
 
-from alexnet_tut.layers import Dense, GroupedConv2D, LocalResponseNormalization
+from alexnet_tut.architectures import (
+    ARCHITECTURES, PAPER_BIAS_ONE_LAYERS, VARIANTS, Architecture, Conv)
+from alexnet_tut.layers import LocalResponseNormalization
+from alexnet_tut.speedups import FastInputGradientDense, PerGroupConv2D
 
 Variant = Literal["paper", "one_tower", "torchvision"]
-VARIANTS: tuple[str, ...] = ("paper", "one_tower", "torchvision")
 
-#: The paper's bias initialisation (§5): 1 in these layers, 0 elsewhere.
-PAPER_BIAS_ONE_LAYERS: tuple[str, ...] = ("conv2", "conv4", "conv5", "fc6", "fc7")
+__all__ = ["VARIANTS", "build_alexnet", "copy_grouped_to_branches", "default_input_shape"]
 
-DEFAULT_INPUT_SHAPES: dict[str, tuple[int, int, int]] = {
-    "paper": (227, 227, 3),
-    "one_tower": (227, 227, 3),
-    "torchvision": (224, 224, 3),
-}
+
+def default_input_shape(variant: str) -> tuple[int, int, int]:
+    """The input a variant was designed for: 227×227×3 (224×224×3 for torchvision)."""
+    size = ARCHITECTURES[variant].input_size
+    return (size, size, 3)
 
 
 def build_alexnet(
@@ -80,19 +86,92 @@ def build_alexnet(
         raise ValueError(f"towers must be 'grouped' or 'branches', got {towers!r}")
     if towers == "branches" and variant != "paper":
         raise ValueError("towers='branches' exists only for variant='paper'")
-    input_shape = tuple(input_shape or DEFAULT_INPUT_SHAPES[variant])
-    use_lrn = (variant == "paper") if lrn is None else bool(lrn)
+    arch = ARCHITECTURES[variant]
+    input_shape = tuple(input_shape or default_input_shape(variant))
+    use_lrn = arch.lrn if lrn is None else bool(lrn)
     kw = _layer_kwargs(paper_init, weight_decay)
 
     inputs = keras.Input(shape=input_shape, name="image")
-    if variant == "paper" and towers == "branches":
-        logits = _paper_branches(inputs, num_classes, use_lrn, dropout, kw)
+    if towers == "branches":
+        logits = _paper_branches(inputs, arch, num_classes, use_lrn, dropout, kw)
     else:
-        logits = _single_graph(variant, inputs, num_classes, use_lrn, dropout, kw)
+        logits = _one_graph(inputs, arch, num_classes, use_lrn, dropout, kw)
     model = keras.Model(inputs, logits, name=f"alexnet_{variant}")
     if paper_init:
         _set_paper_biases(model, paper_bias)
     return model
+
+
+def _one_graph(inputs, arch: Architecture, num_classes, use_lrn, dropout, kw):
+    """Figure 2 as one graph: the paper's towers as grouped convolutions, or one tower."""
+    conv1, conv2, conv3, conv4, conv5 = arch.conv
+    x = inputs
+    if isinstance(conv1.padding, int):  # torchvision: zero pixels on every side
+        x = layers.ZeroPadding2D(conv1.padding, name="pad1")(x)
+    x = _conv("conv1", conv1, kw)(x)
+    if use_lrn:  # after the ReLU, before the pooling (§3.3); one LRN per tower
+        x = LocalResponseNormalization(groups=arch.towers, name="lrn1")(x)
+    x = _pool("pool1")(x)
+    x = _conv("conv2", conv2, kw)(x)
+    if use_lrn:
+        x = LocalResponseNormalization(groups=arch.towers, name="lrn2")(x)
+    x = _pool("pool2")(x)
+    x = _conv("conv3", conv3, kw)(x)
+    x = _conv("conv4", conv4, kw)(x)
+    x = _conv("conv5", conv5, kw)(x)
+    x = _pool("pool5")(x)
+    x = layers.Flatten(name="flatten")(x)
+    fc6, fc7 = arch.fc
+    if arch.dropout_on_inputs:  # torchvision drops the inputs of fc6 and fc7
+        x = _dense("fc6", fc6, kw)(layers.Dropout(dropout, name="drop6")(x))
+        x = _dense("fc7", fc7, kw)(layers.Dropout(dropout, name="drop7")(x))
+    else:  # the paper drops their outputs (§4.2)
+        x = layers.Dropout(dropout, name="drop6")(_dense("fc6", fc6, kw)(x))
+        x = layers.Dropout(dropout, name="drop7")(_dense("fc7", fc7, kw)(x))
+    return _logits(num_classes, kw)(x)
+
+
+def _paper_branches(inputs, arch: Architecture, num_classes, use_lrn, dropout, kw):
+    """The paper model as Figure 2 draws it: one branch per GPU.
+
+    Each tower holds half of every layer's kernels. Data crosses between the
+    towers only at conv3, fc6, fc7 and fc8, where a layer sees the
+    concatenation of both towers' outputs.
+    """
+    conv1, conv2, conv3, conv4, conv5 = (_per_tower(c, arch.towers) for c in arch.conv)
+    gpus = [f"gpu{i + 1}" for i in range(arch.towers)]
+    pooled2 = []
+    for gpu in gpus:
+        x = _conv(f"conv1_{gpu}", conv1, kw)(inputs)
+        if use_lrn:
+            x = LocalResponseNormalization(name=f"lrn1_{gpu}")(x)
+        x = _pool(f"pool1_{gpu}")(x)
+        x = _conv(f"conv2_{gpu}", conv2, kw)(x)
+        if use_lrn:
+            x = LocalResponseNormalization(name=f"lrn2_{gpu}")(x)
+        pooled2.append(_pool(f"pool2_{gpu}")(x))
+
+    both = layers.Concatenate(name="cross3")(pooled2)  # the towers exchange maps
+    pooled5 = []
+    for gpu in gpus:
+        x = _conv(f"conv3_{gpu}", conv3, kw)(both)
+        x = _conv(f"conv4_{gpu}", conv4, kw)(x)
+        x = _conv(f"conv5_{gpu}", conv5, kw)(x)
+        pooled5.append(_pool(f"pool5_{gpu}")(x))
+
+    x = layers.Concatenate(name="cross6")(pooled5)
+    x = layers.Flatten(name="flatten")(x)
+    fc6, fc7 = (units // arch.towers for units in arch.fc)
+    x = layers.Concatenate(name="cross7")([_dense(f"fc6_{gpu}", fc6, kw)(x) for gpu in gpus])
+    x = layers.Dropout(dropout, name="drop6")(x)
+    x = layers.Concatenate(name="cross8")([_dense(f"fc7_{gpu}", fc7, kw)(x) for gpu in gpus])
+    x = layers.Dropout(dropout, name="drop7")(x)
+    return _logits(num_classes, kw)(x)
+
+
+def _per_tower(conv: Conv, towers: int) -> Conv:
+    """One tower's share of a layer: 1/``towers`` of its kernels, no groups left."""
+    return Conv(conv.filters // towers, conv.size, conv.stride, conv.padding, groups=1)
 
 
 def _layer_kwargs(paper_init: bool, weight_decay: float) -> dict:
@@ -105,92 +184,31 @@ def _layer_kwargs(paper_init: bool, weight_decay: float) -> dict:
     return kw
 
 
-def _conv(filters, size, name, kw, strides=1, padding="same", groups=1):
-    conv = GroupedConv2D if groups > 1 else layers.Conv2D  # see GroupedConv2D for why
-    return conv(
-        filters, size, strides=strides, padding=padding, groups=groups,
-        activation="relu", name=name, **kw,
-    )
+def _conv(name: str, conv: Conv, kw: dict):
+    """A convolution and its ReLU (§3.5: every convolutional layer has one).
+
+    Integer padding is added by a ``ZeroPadding2D`` layer before it (see
+    :func:`_one_graph`), so the convolution itself is ``valid``.
+    """
+    padding = "valid" if isinstance(conv.padding, int) else conv.padding
+    layer = PerGroupConv2D if conv.groups > 1 else layers.Conv2D
+    return layer(conv.filters, conv.size, strides=conv.stride, padding=padding,
+                 groups=conv.groups, activation="relu", name=name, **kw)
 
 
-def _pool(name):
+def _pool(name: str):
     # Overlapping pooling (§3.4): 3×3 windows every 2 pixels.
     return layers.MaxPooling2D(pool_size=3, strides=2, name=name)
 
 
-def _single_graph(variant, inputs, num_classes, use_lrn, dropout, kw):
-    """The paper model with grouped convolutions, or a one-tower model."""
-    if variant == "torchvision":
-        widths, groups = (64, 192, 384, 256, 256), 1
-    elif variant == "one_tower":
-        widths, groups = (96, 256, 384, 384, 256), 1
-    else:
-        widths, groups = (96, 256, 384, 384, 256), 2
-    lrn_groups = groups  # each paper GPU normalises only its own kernel maps
-
-    x = inputs
-    if variant == "torchvision":
-        x = layers.ZeroPadding2D(2, name="pad1")(x)
-    x = _conv(widths[0], 11, "conv1", kw, strides=4, padding="valid")(x)
-    if use_lrn:
-        x = LocalResponseNormalization(groups=lrn_groups, name="lrn1")(x)
-    x = _pool("pool1")(x)
-    x = _conv(widths[1], 5, "conv2", kw, groups=groups)(x)
-    if use_lrn:
-        x = LocalResponseNormalization(groups=lrn_groups, name="lrn2")(x)
-    x = _pool("pool2")(x)
-    x = _conv(widths[2], 3, "conv3", kw)(x)  # sees both towers
-    x = _conv(widths[3], 3, "conv4", kw, groups=groups)(x)
-    x = _conv(widths[4], 3, "conv5", kw, groups=groups)(x)
-    x = _pool("pool5")(x)
-    x = layers.Flatten(name="flatten")(x)
-    if variant == "torchvision":
-        # torchvision drops the *inputs* of fc6 and fc7; the paper drops outputs.
-        x = layers.Dropout(dropout, name="drop6")(x)
-        x = Dense(4096, activation="relu", name="fc6", **kw)(x)
-        x = layers.Dropout(dropout, name="drop7")(x)
-        x = Dense(4096, activation="relu", name="fc7", **kw)(x)
-    else:
-        x = Dense(4096, activation="relu", name="fc6", **kw)(x)
-        x = layers.Dropout(dropout, name="drop6")(x)
-        x = Dense(4096, activation="relu", name="fc7", **kw)(x)
-        x = layers.Dropout(dropout, name="drop7")(x)
-    return Dense(num_classes, name="fc8", dtype="float32", **kw)(x)
+def _dense(name: str, units: int, kw: dict):
+    """A fully connected layer and its ReLU (§3.5)."""
+    return FastInputGradientDense(units, activation="relu", name=name, **kw)
 
 
-def _paper_branches(inputs, num_classes, use_lrn, dropout, kw):
-    """The paper model as Figure 2 draws it: one branch per GPU.
-
-    Data crosses between the towers only at conv3, fc6, fc7 and fc8, where a
-    layer sees the concatenation of both towers' outputs.
-    """
-    towers = ("gpu1", "gpu2")
-    pooled2 = []
-    for t in towers:
-        x = _conv(48, 11, f"conv1_{t}", kw, strides=4, padding="valid")(inputs)
-        if use_lrn:
-            x = LocalResponseNormalization(name=f"lrn1_{t}")(x)
-        x = _pool(f"pool1_{t}")(x)
-        x = _conv(128, 5, f"conv2_{t}", kw)(x)
-        if use_lrn:
-            x = LocalResponseNormalization(name=f"lrn2_{t}")(x)
-        pooled2.append(_pool(f"pool2_{t}")(x))
-
-    both = layers.Concatenate(name="cross3")(pooled2)  # the towers exchange maps
-    pooled5 = []
-    for t in towers:
-        x = _conv(192, 3, f"conv3_{t}", kw)(both)
-        x = _conv(192, 3, f"conv4_{t}", kw)(x)
-        x = _conv(128, 3, f"conv5_{t}", kw)(x)
-        pooled5.append(_pool(f"pool5_{t}")(x))
-
-    x = layers.Concatenate(name="cross6")(pooled5)
-    x = layers.Flatten(name="flatten")(x)
-    fc6 = [Dense(2048, activation="relu", name=f"fc6_{t}", **kw)(x) for t in towers]
-    x = layers.Dropout(dropout, name="drop6")(layers.Concatenate(name="cross7")(fc6))
-    fc7 = [Dense(2048, activation="relu", name=f"fc7_{t}", **kw)(x) for t in towers]
-    x = layers.Dropout(dropout, name="drop7")(layers.Concatenate(name="cross8")(fc7))
-    return Dense(num_classes, name="fc8", dtype="float32", **kw)(x)
+def _logits(num_classes: int, kw: dict):
+    """fc8: one logit per class, no ReLU, float32 even under mixed precision."""
+    return FastInputGradientDense(num_classes, name="fc8", dtype="float32", **kw)
 
 
 def _set_paper_biases(model: keras.Model, value: float) -> None:
@@ -213,46 +231,3 @@ def copy_grouped_to_branches(grouped: keras.Model, branches: keras.Model) -> Non
         branches.get_layer(f"{name}_gpu1").set_weights([kernel[..., :half], bias[:half]])
         branches.get_layer(f"{name}_gpu2").set_weights([kernel[..., half:], bias[half:]])
     branches.get_layer("fc8").set_weights(grouped.get_layer("fc8").get_weights())
-
-
-def layer_table(model: keras.Model) -> list[dict]:
-    """One row per layer: name, kind, output shape, parameters, multiply-accumulates.
-
-    Multiply-accumulates (MACs) count one multiplication and one addition per
-    weight use, for a single image: a convolution costs
-    $H_{out} W_{out} C_{out} \\cdot k_h k_w C_{in} / groups$, a dense layer
-    $n_{in} n_{out}$. Pooling, LRN, ReLU and dropout are counted as 0 MACs,
-    which is how the published 724 M (paper) and 714 M (torchvision) figures
-    count.
-    """
-    rows = []
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.InputLayer):
-            continue
-        out_shape = tuple(layer.output.shape[1:])
-        rows.append(
-            {
-                "layer": layer.name,
-                "kind": type(layer).__name__,
-                "output": "×".join(str(d) for d in out_shape),
-                "neurons": math.prod(out_shape),
-                "params": layer.count_params(),
-                "macs": _macs(layer, out_shape),
-            }
-        )
-    return rows
-
-
-def _macs(layer, out_shape) -> int:
-    if isinstance(layer, keras.layers.Conv2D):
-        kh, kw_ = layer.kernel_size
-        c_in = layer.input.shape[-1]
-        return math.prod(out_shape) * kh * kw_ * c_in // layer.groups
-    if isinstance(layer, keras.layers.Dense):
-        return layer.input.shape[-1] * layer.units
-    return 0
-
-
-def total_macs(model: keras.Model) -> int:
-    """Multiply-accumulates of one forward pass of one image (see :func:`layer_table`)."""
-    return sum(row["macs"] for row in layer_table(model))

@@ -18,7 +18,6 @@ also accepts NumPy arrays, and never imports torch.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -30,6 +29,7 @@ import numpy as np
 from PIL import Image
 
 from alexnet_tut.errors import AlexnetTutError
+from alexnet_tut.files import file_digests
 from alexnet_tut.models import build_alexnet
 
 #: Where torchvision downloads ``AlexNet_Weights.IMAGENET1K_V1`` from.
@@ -43,20 +43,6 @@ CLASS_INDEX_URL = (
 )
 #: The MD5 hash ``keras.applications.imagenet_utils`` pins for that file.
 CLASS_INDEX_MD5 = "c2c37ea517e94d9795004a39431a14cb"
-
-#: The ten Imagenette classes: WordNet id -> (name, index among ImageNet's 1,000).
-IMAGENETTE_CLASSES: dict[str, tuple[str, int]] = {
-    "n01440764": ("tench", 0),
-    "n02102040": ("English springer", 217),
-    "n02979186": ("cassette player", 482),
-    "n03000684": ("chain saw", 491),
-    "n03028079": ("church", 497),
-    "n03394916": ("French horn", 566),
-    "n03417042": ("garbage truck", 569),
-    "n03425413": ("gas pump", 571),
-    "n03445777": ("golf ball", 574),
-    "n03888257": ("parachute", 701),
-}
 
 #: torchvision's eval preprocessing: resize, centre crop, then normalise.
 TORCHVISION_RESIZE = 256
@@ -222,7 +208,7 @@ def _check_hash_prefix(path: str, fname: str) -> None:
             "pass check_hash=False to skip the check"
         )
     expected = match.group(1)
-    actual = _sha256(path)
+    actual = file_digests(path, ("sha256",))["sha256"]
     if not actual.startswith(expected):
         os.remove(path)
         raise AlexnetTutError(
@@ -230,14 +216,6 @@ def _check_hash_prefix(path: str, fname: str) -> None:
             f"{actual[:len(expected)]}, expected {expected}; it was deleted, run again "
             "to download it afresh"
         )
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _make_cache_dir(cache_dir: str | None) -> None:
@@ -295,7 +273,7 @@ def imagenet_class_names(
 
     Downloads (once) the class index that ``keras.applications`` uses, with
     its pinned MD5 hash. ``names[0] == "tench"``; the Imagenette classes'
-    indices are in :data:`IMAGENETTE_CLASSES`.
+    indices are in `alexnet_tut.data.IMAGENETTE_CLASSES`.
 
     Raises:
         AlexnetTutError: the download failed or the file is not the published one.

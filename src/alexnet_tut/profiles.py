@@ -50,26 +50,6 @@ PROFILES: dict[str, Profile] = {
 }
 
 
-def gpu_available() -> bool:
-    """Whether the active Keras backend sees a GPU."""
-    import keras
-
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return bool(tf.config.list_physical_devices("GPU"))
-    if backend == "jax":
-        import jax
-
-        return any(d.platform == "gpu" for d in jax.devices())
-    if backend == "torch":
-        import torch
-
-        return torch.cuda.is_available()
-    return False
-
-
 def get_profile(name: str | None = None) -> Profile:
     """The profile called ``name``, else ``$ALEXNET_TUT_PROFILE``, else ``auto``."""
     name = (name or os.environ.get("ALEXNET_TUT_PROFILE") or "auto").strip().lower()
@@ -79,5 +59,7 @@ def get_profile(name: str | None = None) -> Profile:
             "(set ALEXNET_TUT_PROFILE or pass --profile)"
         )
     if name == "auto":
+        from alexnet_tut.devices import gpu_available
+
         name = "gpu" if gpu_available() else "cpu"
     return PROFILES[name]
