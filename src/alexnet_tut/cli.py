@@ -16,6 +16,7 @@ from pathlib import Path
 from alexnet_tut import __version__
 from alexnet_tut.architectures import VARIANTS
 from alexnet_tut.data.imagenette import IMAGENETTE_ARCHIVES, IMAGENETTE_SIZES
+from alexnet_tut.data.pipeline import CACHE_CHOICES
 from alexnet_tut.errors import AlexnetTutError
 from alexnet_tut.profiles import PROFILE_NAMES
 from alexnet_tut.recipe import RECIPE_NAMES
@@ -65,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="default: $ALEXNET_TUT_PROFILE, else auto")
     train.add_argument("--resume", action="store_true",
                        help="continue the run in --out from its last checkpoint")
+    train.add_argument("--cache", choices=CACHE_CHOICES, default="auto",
+                       help="where decoded images are kept: auto (memory when they fit, else "
+                       "--out/cache), memory, disk, none (decode every epoch)")
 
     bench = commands.add_parser(
         "bench", help="training images per second of the book's models on this machine")
@@ -94,7 +98,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         train.run(args.data, args.out, variant=args.variant, recipe=args.recipe,
                   epochs=args.epochs, batch_size=args.batch_size, profile=args.profile,
-                  resume=args.resume, verbose=1)
+                  resume=args.resume, cache=args.cache, verbose=1)
         return 0
     if args.command == "bench":
         from alexnet_tut import bench

@@ -22,8 +22,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Iterable
 
@@ -35,7 +36,7 @@ from alexnet_tut.architectures import VARIANTS
 from alexnet_tut.errors import AlexnetTutError
 from alexnet_tut.evaluation import Throughput, ten_crop_top1
 from alexnet_tut.files import atomic_write_text
-from alexnet_tut.profiles import Profile, get_profile
+from alexnet_tut.profiles import REHEARSAL_EPOCHS, REHEARSAL_STEPS, Profile, get_profile
 from alexnet_tut.recipe import Recipe, get_recipe
 from alexnet_tut.solver import LearningRateSchedule, build_model, compile_model
 
@@ -57,6 +58,7 @@ def run(
     steps_per_execution: int | None = None,
     checkpoint_every_steps: int | None = None,
     callbacks: Iterable[keras.callbacks.Callback] = (),
+    cache: str = "auto",
     seed: int = 0,
     verbose: int | str = "auto",
 ) -> dict:
@@ -79,6 +81,9 @@ def run(
             (a step takes milliseconds there), 1 on a CPU.
         checkpoint_every_steps: also save the state every this many batches.
         callbacks: extra Keras callbacks (run before the checkpointing ones).
+        cache: where the decoded images are kept: ``"auto"`` (memory when
+            they fit, else the run folder's ``cache/``), ``"memory"``,
+            ``"disk"`` or ``"none"`` (see `alexnet_tut.data.pipeline.plan_cache`).
         seed: seeds Python, NumPy and the backend, and the data order.
         verbose: ``fit``'s verbosity; 0 also silences the start-up summary.
 
@@ -99,15 +104,18 @@ def run(
 
     strategy = devices.choose_strategy()  # first: a multi-worker strategy starts this worker's server
     out = _worker_folder(Path(out_dir))
-    config = {"variant": variant, "profile": prof.name, "image_size": prof.image_size,
-              "resize": prof.resize, "batch_size": batch_size, "recipe": asdict(recipe),
-              "seed": seed}
+    config = {"variant": variant, "profile": prof.name, "rehearsal": prof.rehearsal,
+              "image_size": prof.image_size, "resize": prof.resize, "batch_size": batch_size,
+              "recipe": asdict(recipe), "seed": seed}
     checkpoints.check_run_dir(out, config, resume)
 
     source = data.resolve_source(prof, Path(data_dir) if data_dir is not None else None)
     keras.utils.set_random_seed(seed)
-    datasets = data.load_datasets(source.root, prof, batch_size=batch_size, seed=seed)
+    datasets = data.load_datasets(source.root, prof, batch_size=batch_size, seed=seed,
+                                  cache=cache, cache_dir=_fresh_cache_dir(out))
     train_data, val_data = _known_lengths(datasets, batch_size)
+    if prof.rehearsal:
+        epochs = min(epochs, REHEARSAL_EPOCHS)
     checkpoints.write_config(out, config)
 
     precision = precision or devices.training_precision()
@@ -125,15 +133,15 @@ def run(
     if resume and state is None:
         say(f"nothing to resume in {out}: starting a new run")
     say(f"data: {source.description}")
-    say(f"profile: {prof.name} ({prof.image_size}px crops of {prof.resize}px images, "
-        f"batch {batch_size}, {epochs} epochs); {datasets.num_train} training and "
-        f"{datasets.num_val} validation images, {len(datasets.class_names)} classes")
+    say(f"{replace(prof, batch_size=batch_size, epochs=epochs).describe()}; "
+        f"{datasets.num_train} training and {datasets.num_val} validation images, "
+        f"{len(datasets.class_names)} classes")
     say(f"model: {variant}; recipe: {recipe.name} (learning rate "
         f"{LearningRateSchedule.starting_rate(recipe, batch_size):g} at batch {batch_size}); "
         f"precision: {precision}; replicas: {strategy.num_replicas_in_sync}"
         + (f"; resuming after epoch {done}" if done else ""))
 
-    if 0 < done < epochs:  # a finished run trains no more, so needs no replay
+    if 0 < done < epochs and not prof.rehearsal:  # a finished run needs no replay
         say(f"replaying the data order of the {done} finished epoch(s)")
         _fast_forward(train_data, done)
 
@@ -143,8 +151,10 @@ def run(
     checkpoints.trim_history(history_path, done)
     best_so_far = max((row.get("val_top1", -1.0) for row in checkpoints.read_history(out)),
                       default=None)
+    few = REHEARSAL_STEPS if prof.rehearsal else None
     model.fit(train_data, validation_data=val_data, epochs=epochs, initial_epoch=done,
-              shuffle=False, verbose=verbose, callbacks=[
+              steps_per_epoch=few, validation_steps=few, shuffle=False, verbose=verbose,
+              callbacks=[
                   *callbacks,
                   schedule,
                   Throughput(datasets.num_train),
@@ -185,6 +195,19 @@ def _worker_folder(out: Path) -> Path:
     from alexnet_tut.distribute import worker_suffix
 
     return out / worker_suffix()
+
+
+def _fresh_cache_dir(out: Path) -> Path:
+    """The run folder's ``cache/``, without the half-written files of a killed run.
+
+    TensorFlow writes a disk cache during the first epoch and leaves a lock
+    file behind if the process dies; such a cache can never be read. The
+    folder is the package's own, so it is emptied and filled again.
+    """
+    folder = out / "cache"
+    if folder.is_dir() and any(folder.glob("*.lockfile")):
+        shutil.rmtree(folder)
+    return folder
 
 
 def _known_lengths(datasets, batch_size: int):
@@ -258,6 +281,9 @@ def _fast_forward(dataset, epochs: int) -> None:
 
 def _report(model, datasets, val_data, out, source, prof, variant, recipe, schedule, epochs,
             batch_size, precision, replicas, resumed_from, started) -> dict:
+    ten_crop = datasets.val_ten_crop
+    if prof.rehearsal:
+        val_data, ten_crop = val_data.take(REHEARSAL_STEPS), ten_crop.take(REHEARSAL_STEPS)
     results = model.evaluate(val_data, verbose=0, return_dict=True)
     history = checkpoints.read_history(out)
     speeds = [row["images_per_sec"] for row in history if "images_per_sec" in row]
@@ -266,7 +292,7 @@ def _report(model, datasets, val_data, out, source, prof, variant, recipe, sched
     return {
         "top1": float(results["top1"]),
         "top5": float(results["top5"]),
-        "ten_crop_top1": ten_crop_top1(model, datasets.val_ten_crop),
+        "ten_crop_top1": ten_crop_top1(model, ten_crop),
         "val_loss": float(results["loss"]),
         "best_val_top1": max((row["val_top1"] for row in history), default=math.nan),
         "images_per_sec": float(np.median(steady)) if steady else math.nan,
@@ -281,6 +307,7 @@ def _report(model, datasets, val_data, out, source, prof, variant, recipe, sched
         "data_source": source.description,
         "data_kind": source.kind,
         "profile": prof.name,
+        "rehearsal": prof.rehearsal,
         "variant": variant,
         "recipe": recipe.name,
         "image_size": prof.image_size,

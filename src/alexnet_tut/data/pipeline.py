@@ -17,6 +17,8 @@ these steps:
 from __future__ import annotations
 
 import functools
+import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,9 @@ import numpy as np
 
 from alexnet_tut.data.folders import _scan
 from alexnet_tut.errors import AlexnetTutError
+
+#: What ``load_datasets(cache=...)`` and ``alexnet-tut train --cache`` accept.
+CACHE_CHOICES: tuple[str, ...] = ("auto", "memory", "disk", "none")
 
 
 @dataclass
@@ -76,7 +81,8 @@ def load_datasets(
     batch_size: int | None = None,
     augment: bool = True,
     pca: bool = True,
-    cache: bool | str = True,
+    cache: bool | str = "auto",
+    cache_dir: str | os.PathLike | None = None,
     seed: int = 0,
     stats_images: int = 500,
 ) -> Datasets:
@@ -91,9 +97,13 @@ def load_datasets(
         augment: random crops, mirrors and the colour shift; ``False`` gives
             centre crops (to look at the data, or to evaluate).
         pca: the PCA colour shift (with ``augment``).
-        cache: ``True`` keeps the decoded squares in memory, a string caches
-            them in files with that prefix (for data larger than memory),
-            ``False`` decodes every epoch.
+        cache: where the decoded squares are kept after the first epoch:
+            ``"auto"`` (the default) in memory when they fit comfortably, else
+            in files under ``cache_dir`` (`plan_cache` decides, and says why);
+            ``"memory"`` or ``True``; ``"disk"`` (files under ``cache_dir``);
+            ``"none"`` or ``False`` (decode every epoch).
+        cache_dir: the folder for a disk cache (``train.run`` uses the run
+            folder's ``cache/``).
         seed: the file order is shuffled once with it before caching, and
             again every epoch in a 4,096-image buffer; crops and mirrors use
             seeded stateless random ops, so a seed gives the same batches.
@@ -106,11 +116,14 @@ def load_datasets(
         raise AlexnetTutError(f"image_size {image_size} is larger than resize {resize}: crops must fit")
     root = Path(root).expanduser()
     report, train_files, val_files = _pick_files(root, profile, seed)
+    where = plan_cache(len(train_files) + len(val_files), resize, cache, cache_dir)
     mean, color_pca = color_statistics(root, train_files[: max(1, stats_images)], resize)
-    train = _training_pipeline(_decoded(root, train_files, resize, cache, "train"),
-                               len(train_files), image_size, batch_size, mean,
+    train_squares = _decoded(root, train_files, resize, where, "train")
+    val_squares = _decoded(root, val_files, resize, where, "val")
+    if getattr(profile, "rehearsal", False) and where:
+        _fill(train_squares, val_squares)  # a rehearsal trains a few steps but caches everything
+    train = _training_pipeline(train_squares, len(train_files), image_size, batch_size, mean,
                                color_pca if augment and pca else None, augment, seed)
-    val_squares = _decoded(root, val_files, resize, cache, "val")
     val, val_ten_crop = _validation_pipelines(val_squares, image_size, batch_size, mean)
     return Datasets(
         train=train, val=val, val_ten_crop=val_ten_crop, class_names=list(report["classes"]),
@@ -164,8 +177,85 @@ def decode_and_resize(path, resize: int):
     return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
 
 
+#: The share of the memory available now that an in-memory cache may take.
+MEMORY_SHARE = 0.5
+
+
+def cache_bytes(num_images: int, resize: int) -> int:
+    """Bytes of the decoded cache: one uint8 square of ``resize``² × 3 per image."""
+    return num_images * resize * resize * 3
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation now (Linux's MemAvailable), or ``None``."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _gb(nbytes: float) -> str:
+    return f"{nbytes / 1e9:.1f} GB"
+
+
+def plan_cache(num_images: int, resize: int, cache: bool | str,
+               cache_dir: str | os.PathLike | None) -> bool | str:
+    """Where to keep the decoded images: ``True`` (memory), a file prefix (disk) or ``False``.
+
+    ``"auto"`` keeps them in memory when they need at most `MEMORY_SHARE` of
+    the memory available now, else on disk under ``cache_dir`` when the disk
+    has room; otherwise it stops with a one-line error that says how much is
+    needed and which setting to use. Full ImageNet at 256×256 needs about
+    250 GB; Imagenette about 2.6 GB.
+    """
+    choice = {True: "memory", False: "none"}.get(cache, cache)
+    if choice not in CACHE_CHOICES:
+        raise AlexnetTutError(f"unknown cache {cache!r}: choose one of {', '.join(CACHE_CHOICES)}")
+    need = cache_bytes(num_images, resize)
+    if choice == "auto":
+        available = available_memory()
+        if available is None or need <= MEMORY_SHARE * available:
+            return True
+        if cache_dir is None:
+            raise AlexnetTutError(
+                f"the decoded images need {_gb(need)} but only {_gb(available)} of memory is free: "
+                "pass cache='disk' with a cache_dir, or cache='none' to decode every epoch")
+        choice = "disk"
+    if choice == "memory":
+        return True
+    if choice == "none":
+        return False
+    if cache_dir is None:
+        raise AlexnetTutError("cache='disk' needs a cache_dir (train.run uses the run folder)")
+    folder = Path(cache_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(folder).free
+    if need > free:
+        raise AlexnetTutError(
+            f"the decoded images need {_gb(need)}: more than the memory free and than the "
+            f"{_gb(free)} free on the disk of {folder}; use --cache none to decode every epoch")
+    return str(folder / "decoded")
+
+
+def _fill(*datasets) -> None:
+    """Iterate each dataset once, which fills its cache."""
+    for dataset in datasets:
+        for _ in dataset:
+            pass
+
+
 def _decoded(root: Path, items: list[tuple[str, int]], resize: int, cache: bool | str, name: str):
-    """``(square uint8 image, label)`` for each file, decoded once and cached."""
+    """``(square uint8 image, label)`` for each file, decoded once and cached.
+
+    ``cache`` is what `plan_cache` returned: ``True`` (memory), a file prefix
+    (disk) or ``False``.
+    """
     import tensorflow as tf
 
     paths = [str(root / rel) for rel, _ in items]
