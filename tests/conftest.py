@@ -9,6 +9,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # Tests train at the smallest size unless told otherwise.
 os.environ.setdefault("ALEXNET_TUT_PROFILE", "smoke")
 
+# First, as in the chapters: the package chooses TensorFlow's CPU kernels before TensorFlow starts.
+import alexnet_tut  # noqa: E402, F401
+
 
 @pytest.fixture
 def record_calls(monkeypatch):

@@ -62,6 +62,7 @@ def test_bad_arguments_are_one_line_errors():
         bench.run(variants=("vgg",), verbose=False)
 
 
+@pytest.mark.slow
 def test_runs_under_jax_without_tensorflow():
     pytest.importorskip("jax")
     code = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import namedtuple
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from PIL import Image
 
 from alexnet_tut import data
+from alexnet_tut.errors import AlexnetTutError
 from alexnet_tut.profiles import PROFILES
 from datafiles import SMALL, copy_of, write_bad_files
 
@@ -110,3 +112,56 @@ def test_color_statistics_against_numpy(tmp_path):
     np.testing.assert_allclose(pca.eigenvalues, np.linalg.eigvalsh(cov / 255**2)[::-1], rtol=0.05)
 
 
+
+
+# ---------------------------------------------------------------- where the decoded images go
+
+from alexnet_tut.data import pipeline  # noqa: E402
+
+FreeDisk = namedtuple("FreeDisk", "free")
+
+
+def test_the_cache_goes_to_memory_when_it_fits_and_to_disk_when_it_does_not(tmp_path, monkeypatch):
+    need = pipeline.cache_bytes(1000, 256)  # 196.6 MB
+    monkeypatch.setattr(pipeline, "available_memory", lambda: 10 * need)
+    assert pipeline.plan_cache(1000, 256, "auto", tmp_path) is True
+    monkeypatch.setattr(pipeline, "available_memory", lambda: need)  # more than half of it
+    assert pipeline.plan_cache(1000, 256, "auto", tmp_path / "c") == str(tmp_path / "c" / "decoded")
+    with pytest.raises(AlexnetTutError, match=r"need 0.2 GB but only 0.2 GB of memory is free"):
+        pipeline.plan_cache(1000, 256, "auto", None)
+    assert pipeline.plan_cache(1000, 256, "none", None) is False
+    assert pipeline.plan_cache(1000, 256, True, None) is True
+    with pytest.raises(AlexnetTutError, match="unknown cache 'ram'"):
+        pipeline.plan_cache(1000, 256, "ram", None)
+
+
+def test_a_disk_cache_larger_than_the_free_disk_is_a_one_line_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(pipeline, "available_memory", lambda: 1)
+    monkeypatch.setattr(pipeline.shutil, "disk_usage", lambda path: FreeDisk(100e9))
+    with pytest.raises(AlexnetTutError, match=r"--cache none") as error:
+        pipeline.plan_cache(1_281_167, 256, "auto", tmp_path)  # all of ImageNet at 256²
+    assert "need 251.9 GB" in str(error.value) and "100.0 GB free" in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_a_run_whose_cache_exceeds_memory_caches_to_its_run_folder(standin, tmp_path, monkeypatch):
+    from alexnet_tut import train
+
+    monkeypatch.setattr(pipeline, "available_memory", lambda: 1_000_000)  # a 1 MB budget
+    report = train.run(standin, tmp_path / "run", profile="smoke", epochs=1, verbose=0)
+    assert report["top1"] >= 0
+    cached = sorted(p.name for p in (tmp_path / "run" / "cache").iterdir())
+    assert any(name.startswith("decoded-train") for name in cached), cached
+    assert any(name.startswith("decoded-val") for name in cached), cached
+
+
+def test_a_rehearsal_fills_the_whole_cache_but_trains_a_few_steps(standin, tmp_path):
+    from alexnet_tut import train
+    from alexnet_tut.profiles import REHEARSAL_STEPS
+
+    prof = replace(PROFILES["smoke"], rehearsal=True, epochs=5, max_train_per_class=None)
+    report = train.run(standin, tmp_path / "run", profile=prof, cache="disk", verbose=0)
+    assert report["epochs_in_history"] == 2 and report["rehearsal"]
+    assert report["iterations"] == 2 * REHEARSAL_STEPS
+    index = (tmp_path / "run" / "cache").glob("decoded-train*.index")
+    assert list(index), "the training cache was written in full before the few steps"

@@ -141,6 +141,7 @@ def test_split_cpu_gives_two_devices_and_says_when_it_is_too_late():
     assert "\n" not in result["error"]
 
 
+@pytest.mark.slow
 def test_mirrored_fit_on_two_logical_cpus_matches_one_device():
     result = run_python("""
         import json

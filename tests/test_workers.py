@@ -24,6 +24,7 @@ def test_demo_dataset_is_the_same_every_time_and_learnable():
         assert np.ptp(means[labels == label], axis=0).max() < 4
 
 
+@pytest.mark.slow
 def test_two_local_workers_match_one_device_by_hand_and_with_fit():
     reports = workers.run_local_workers(2, steps=3, global_batch=8, timeout=300)
     expected = workers.fit_losses(workers.demo_model(), workers.demo_dataset(3, 8), 3)
@@ -38,6 +39,7 @@ def test_two_local_workers_match_one_device_by_hand_and_with_fit():
         np.testing.assert_allclose(report["fit_losses"], expected, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_keras_fit_still_fails_under_tensorflows_own_multi_worker_strategy():
     # keras-team/keras#20585. When this fails, Keras has fixed it:
     # multi_worker_strategy() and its notes in chapter 07 can go.
@@ -52,6 +54,7 @@ def test_local_workers_refuse_an_unknown_strategy():
         workers.run_local_workers(2, strategy="horovod")
 
 
+@pytest.mark.slow
 def test_local_workers_report_a_failure_in_one_line():
     # 20 pixels is too small for the paper model: both workers die building it.
     with pytest.raises(AlexnetTutError, match=r"worker \d failed .*Error") as caught:

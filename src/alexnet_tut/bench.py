@@ -247,6 +247,11 @@ def run(
     say = print if verbose else (lambda *a, **k: None)
     torch = _torch() if include_torch else None
     backend = keras.backend.backend()
+    machine = machine_record()
+    say(f"machine: {describe_machine(machine)}")
+    if devices.CPU_KERNELS_CHOICE:
+        say(f"CPU kernels: {devices.CPU_KERNELS_CHOICE}")
+    say(f"precisions: {', '.join(precisions)} (mixed precision only where the hardware computes it)")
 
     peak: dict[str, float] = {}
 
@@ -302,7 +307,7 @@ def run(
     record = {
         "benchmark": "alexnet-tut training step, synthetic in-memory batches",
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": _machine(torch),
+        "machine": machine,
         "settings": {"batch_size": batch_size, "steps": steps, "rounds": rounds,
                      "image_size": image_size, "num_classes": num_classes,
                      "precisions": precisions, "variants": list(variants),
@@ -327,17 +332,30 @@ def _ratios(results: list[dict], keras_name: str) -> dict[str, float]:
             if framework == keras_name and ("torch", variant, precision) in by_key}
 
 
-def _machine(torch) -> dict:
+def machine_record() -> dict:
+    """The machine a measurement was made on: what a speed figure means nothing without.
+
+    The CPU's model and core count, the instruction-set extensions that decide
+    TensorFlow's and PyTorch's speed on it (AVX2, AVX-512, AVX-512 BF16, AMX),
+    whether TensorFlow runs its oneDNN kernels (and who chose that), any GPU,
+    and the versions of Python and the libraries.
+    """
     backend = keras.backend.backend()
+    cpu = devices.cpu_features()
+    torch = _torch()
     info = {
+        "cpu_model": cpu["model"],
+        "cpu_cores": cpu["cores"],
+        "cpu_flags": cpu["flags"],
+        "onednn": devices.onednn_enabled() if backend == "tensorflow" else None,
+        "cpu_kernels_choice": devices.CPU_KERNELS_CHOICE,
         "platform": platform.platform(),
-        "processor": devices.cpu_features()["model"],
-        "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "keras": keras.__version__,
         "keras_backend": backend,
         "gpu_compute_capability": devices.gpu_capability(),
         "torch": getattr(torch, "__version__", None),
+        "numpy": np.__version__,
     }
     if backend == "tensorflow":
         import tensorflow as tf
@@ -352,3 +370,13 @@ def _machine(torch) -> dict:
         info["torch_threads"] = torch.get_num_threads()
         info["torch_cuda"] = torch.cuda.is_available()
     return info
+
+
+def describe_machine(info: dict) -> str:
+    """`machine_record` as one line for people."""
+    flags = [name for name, present in (info.get("cpu_flags") or {}).items() if present]
+    onednn = {True: "on", False: "off", None: "n/a"}[info.get("onednn")]
+    return (f"{info['cpu_model']}, {info['cpu_cores']} cores, flags: {' '.join(flags) or 'unknown'}; "
+            f"oneDNN {onednn}; Keras {info['keras']} ({info['keras_backend']}"
+            + (f" {info['tensorflow']}" if "tensorflow" in info else "")
+            + (f"), PyTorch {info['torch']}" if info.get("torch") else ")"))

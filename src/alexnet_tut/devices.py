@@ -11,26 +11,33 @@ Every other module asks here, so that each rule is written once:
   that decide TensorFlow's speed on it.
 * `choose_strategy`: the ``tf.distribute`` strategy for one or several GPUs
   or several machines.
+* `choose_cpu_kernels`: turns on TensorFlow's oneDNN kernels before
+  TensorFlow starts, on CPUs where TensorFlow would leave them off.
 
-TensorFlow is imported only inside the functions that need it, so the module
-also serves the JAX and PyTorch backends.
+Keras and TensorFlow are imported only inside the functions that need them,
+so that `choose_cpu_kernels` can run before either starts.
 """
 
 from __future__ import annotations
 
 import os
 import platform
+import sys
 from pathlib import Path
-
-import keras
 
 #: The CPU flags (as Linux's /proc/cpuinfo names them) that matter for training speed.
 CPU_FLAGS: tuple[str, ...] = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 
 
+def _backend() -> str:
+    import keras
+
+    return keras.backend.backend()
+
+
 def gpu_capability() -> tuple[int, int] | None:
     """Compute capability of the first GPU the Keras backend sees, else ``None``."""
-    backend = keras.backend.backend()
+    backend = _backend()
     if backend == "tensorflow":
         import tensorflow as tf
 
@@ -149,8 +156,55 @@ def choose_strategy():
 
 def is_multi_worker(strategy) -> bool:
     """Whether ``strategy`` spans several worker processes (``TF_CONFIG``)."""
-    if keras.backend.backend() != "tensorflow" or strategy is None:
+    if _backend() != "tensorflow" or strategy is None:
         return False
     import tensorflow as tf
 
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+# --------------------------------------------------------------------------
+# oneDNN: chosen before TensorFlow starts
+# --------------------------------------------------------------------------
+
+#: What `choose_cpu_kernels` decided in this process (``None``: not called yet).
+CPU_KERNELS_CHOICE: str | None = None
+
+
+def choose_cpu_kernels() -> str:
+    """Turn on TensorFlow's oneDNN kernels where TensorFlow leaves them off; say what was chosen.
+
+    TensorFlow turns oneDNN on by itself only on CPUs with AVX-512 VNNI, BF16
+    or AMX; on a CPU with AVX2 alone it runs its slower Eigen kernels. The
+    book's training step is faster with oneDNN on every CPU it was measured
+    on (``benchmarks/README.md``), so before TensorFlow is imported this sets
+    ``TF_ENABLE_ONEDNN_OPTS=1`` on x86-64. A value the user set is left
+    alone, and so is a process that imported TensorFlow already (the choice
+    is made once, when TensorFlow starts). The package does this when it is
+    first imported; `alexnet_tut.notebook.setup` and ``alexnet-tut`` print the
+    returned line.
+    """
+    global CPU_KERNELS_CHOICE
+    if CPU_KERNELS_CHOICE is not None:
+        return CPU_KERNELS_CHOICE
+    value = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
+    if value is not None:
+        choice = f"TF_ENABLE_ONEDNN_OPTS={value} (your setting, left as it is)"
+    elif "tensorflow" in sys.modules:
+        choice = "oneDNN as TensorFlow chose: TensorFlow started before alexnet_tut was imported"
+    elif platform.machine().lower() in ("x86_64", "amd64"):
+        os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1"
+        choice = "TF_ENABLE_ONEDNN_OPTS=1 (set by alexnet_tut: oneDNN kernels on this CPU)"
+    else:
+        choice = "oneDNN as TensorFlow chooses (not an x86-64 CPU)"
+    CPU_KERNELS_CHOICE = choice
+    return choice
+
+
+def onednn_enabled() -> bool | None:
+    """Whether TensorFlow runs its oneDNN kernels in this process (``None``: TensorFlow not started)."""
+    if "tensorflow" not in sys.modules:
+        return None
+    from alexnet_tut.internals import tensorflow_uses_onednn
+
+    return tensorflow_uses_onednn()

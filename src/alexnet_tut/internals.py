@@ -1,9 +1,10 @@
-"""The one place the package reaches into Keras internals.
+"""The one place the package reaches into Keras's or TensorFlow's internals.
 
-Everything else uses Keras's public API. What is here has no public
-equivalent; it was checked against Keras 3.13.2 (the oldest supported, see
-``requirements-oldest.txt``) and 3.15.1 (``requirements.txt``), and
-``make test-oldest`` runs the tests that exercise it on the oldest.
+Everything else uses their public APIs. What is here has no public
+equivalent; it was checked against Keras 3.13.2 with TensorFlow 2.20.0 (the
+oldest supported, ``requirements-oldest.txt``) and Keras 3.15.1 with
+TensorFlow 2.21.0 (``requirements.txt``); ``make test-oldest`` runs the tests
+that exercise it on the oldest.
 """
 
 from __future__ import annotations
@@ -18,3 +19,14 @@ def momentum_slot(optimizer, variable):
     fused update.
     """
     return optimizer.momentums[optimizer._get_variable_index(variable)]
+
+
+def tensorflow_uses_onednn() -> bool:
+    """Whether TensorFlow's oneDNN ("MKL") kernels are on in this process.
+
+    TensorFlow decides once, when it starts, from ``TF_ENABLE_ONEDNN_OPTS``
+    and the CPU; only its private ``_pywrap_util_port`` reports the decision.
+    """
+    from tensorflow.python.util import _pywrap_util_port
+
+    return bool(_pywrap_util_port.IsMklEnabled())

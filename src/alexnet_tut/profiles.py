@@ -66,8 +66,8 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", image_size=67, resize=76, batch_size=8, epochs=2,
                      max_train_per_class=8, max_val_per_class=4, standin_only=True),
-    "cpu": Profile("cpu", image_size=127, resize=144, batch_size=32, epochs=8,
-                   max_train_per_class=100, max_val_per_class=40),
+    "cpu": Profile("cpu", image_size=127, resize=144, batch_size=32, epochs=20,
+                   max_train_per_class=120, max_val_per_class=40),
     "gpu": Profile("gpu", image_size=227, resize=256, batch_size=128, epochs=30,
                    max_train_per_class=None, max_val_per_class=None),
 }

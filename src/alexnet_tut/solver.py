@@ -22,7 +22,7 @@ import keras
 from keras import ops
 
 from alexnet_tut import speedups
-from alexnet_tut.keras_compat import momentum_slot
+from alexnet_tut.internals import momentum_slot
 from alexnet_tut.models import build_alexnet
 from alexnet_tut.recipe import Recipe
 

@@ -19,7 +19,8 @@ from alexnet_tut.data.imagenette import (
 from alexnet_tut.data.pipeline import (
     ColorPCA, Datasets, color_statistics, decode_and_resize, load_datasets, ten_crops)
 from alexnet_tut.data.sources import DataSource, resolve_source
-from alexnet_tut.data.standin import STANDIN_DESCRIPTION, STANDIN_PHOTOS, standin_photo, write_standin
+from alexnet_tut.data.standin import (
+    STANDIN_DESCRIPTION, STANDIN_DIRNAME, STANDIN_PHOTOS, standin_photo, write_standin)
 
 __all__ = [
     "SPLITS", "check_image", "format_scan", "scan", "data_home",
@@ -27,5 +28,5 @@ __all__ = [
     "find_imagenette", "safe_extract",
     "ColorPCA", "Datasets", "color_statistics", "decode_and_resize", "load_datasets", "ten_crops",
     "DataSource", "resolve_source",
-    "STANDIN_DESCRIPTION", "STANDIN_PHOTOS", "standin_photo", "write_standin",
+    "STANDIN_DESCRIPTION", "STANDIN_DIRNAME", "STANDIN_PHOTOS", "standin_photo", "write_standin",
 ]
