@@ -7,10 +7,13 @@ command line can offer the variants without starting TensorFlow.
   towers (one per GTX 580), conv2, conv4 and conv5 see only their own tower's
   maps, local response normalisation after conv1 and conv2 (§3.3).
 * ``one_tower``: the same widths with every kernel seeing every channel of the
-  layer below and no LRN, as most modern code builds AlexNet.
-* ``torchvision``: Krizhevsky (2014), "One weird trick", as torchvision's
-  ``alexnet`` builds it: 64-192-384-256-256 kernels, 224×224 input with two
-  pixels of zero padding in conv1, no LRN, dropout on the inputs of fc6 and fc7.
+  layer below and no LRN, as many renderings build AlexNet.
+* ``torchvision``: torchvision's ``alexnet``, which its documentation bases on
+  Krizhevsky (2014), "One weird trick": 64-192-384-256-256 kernels (that
+  paper's footnote lists 384 for conv4; torchvision's 256 comes from
+  cuda-convnet2's one-GPU configuration, pytorch/vision#463), 224×224 input
+  with two pixels of zero padding in conv1, no LRN, dropout on the inputs of
+  fc6 and fc7.
 """
 
 from __future__ import annotations
@@ -105,7 +108,7 @@ ARCHITECTURES: dict[str, Architecture] = {
         conv=(Conv(96, 11, stride=4, padding="valid"), Conv(256, 5), Conv(384, 3),
               Conv(384, 3), Conv(256, 3)),
     ),
-    # Krizhevsky (2014) as torchvision builds it (torchvision/models/alexnet.py).
+    # torchvision/models/alexnet.py (after cuda-convnet2's layers-imagenet-1gpu.cfg).
     "torchvision": Architecture(
         input_size=224,
         conv=(Conv(64, 11, stride=4, padding=2), Conv(192, 5), Conv(384, 3),
