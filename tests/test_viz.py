@@ -124,15 +124,64 @@ def test_colourfulness_is_0_for_grey_1_for_pure_colour():
     assert np.all((mixed > 0.05) & (mixed < 0.95))
 
 
-def test_spectrum_of_stripes_peaks_at_their_frequency():
+def band_of(frequency, width=viz.SPECTRUM_BIN_WIDTH):
+    return int(frequency // width)
+
+
+def test_spectrum_of_stripes_and_of_a_constant_sits_in_one_band():
     x = np.arange(11)
     stripes = np.cos(2 * np.pi * 3 * x / 11)[None, :, None] * np.ones((11, 1, 3))
     constant = np.ones((11, 11, 3))
     freqs, power = viz.filter_spectrum(np.stack([stripes, constant]))
-    np.testing.assert_allclose(freqs[:6], np.arange(6) / 11)
+    np.testing.assert_allclose(np.diff(freqs), viz.SPECTRUM_BIN_WIDTH)
     np.testing.assert_allclose(power.sum(axis=1), 1)
-    assert np.argmax(power[0]) == 3 and power[0, 3] == pytest.approx(1)
+    assert np.argmax(power[0]) == band_of(3 / 11) and power[0, band_of(3 / 11)] == pytest.approx(1)
     assert power[1, 0] == pytest.approx(1)
+
+
+def test_spectrum_counts_power_per_coefficient_so_white_noise_is_96_percent_above_one_eighth():
+    """White noise has the same expected power at each of the 121 coefficients of an 11×11
+    DFT; 116 of them lie above 1/8 cycles per pixel (NumPy's fftfreq is the oracle)."""
+    kernels = np.random.default_rng(0).normal(size=(2000, 11, 11, 3))
+    freqs, power = viz.filter_spectrum(kernels)
+    f = np.fft.fftfreq(11)
+    radius = np.hypot(f[:, None], f[None, :])
+    share_above = np.mean(radius > 1 / 8)
+    assert share_above == pytest.approx(116 / 121)
+    above = power[:, freqs > 1 / 8].sum(axis=1)  # 1/8 is a band edge
+    assert above.mean() == pytest.approx(share_above, abs=0.002)
+    assert 0.95 < above.mean() < 0.97
+    # the expected curve is the share of coefficients per band, and no band is empty
+    noise_freqs, expected = viz.white_noise_spectrum(11)
+    np.testing.assert_allclose(noise_freqs, freqs)
+    np.testing.assert_allclose(power.mean(axis=0), expected, atol=0.004)
+    assert np.all(expected > 0)
+    np.testing.assert_allclose(expected * 121, np.histogram(
+        radius, bins=np.arange(len(freqs) + 1) * viz.SPECTRUM_BIN_WIDTH)[0])
+
+
+def test_spectrum_of_a_gaussian_blob_is_almost_all_below_one_eighth():
+    y, x = np.mgrid[-5:6, -5:6]
+    blob = np.exp(-(x**2 + y**2) / (2 * 3.0**2))[..., None] * np.ones(3)
+    freqs, power = viz.filter_spectrum(blob[None])
+    assert power[0, freqs > 1 / 8].sum() < 0.05
+    assert power[0, 0] > 0.5  # mostly its mean
+
+
+def test_spectrum_shares_are_energy_shares_by_parseval():
+    """A band's share is its coefficients' |K|² over the kernel's energy N·Σk² (Parseval)."""
+    kernel = np.random.default_rng(3).normal(size=(11, 11, 3))
+    freqs, power = viz.filter_spectrum(kernel[None])
+    energy = 121 * np.sum(kernel**2)
+    dft = np.abs(np.fft.fft2(kernel, axes=(0, 1))) ** 2
+    f = np.fft.fftfreq(11)
+    low = np.hypot(f[:, None], f[None, :]) < 1 / 8
+    assert power[0, freqs < 1 / 8].sum() == pytest.approx(dft[low].sum() / energy)
+
+
+def test_spectrum_rejects_a_single_kernel_without_its_batch_axis():
+    with pytest.raises(AlexnetTutError, match=r"\(kernels, height, width, channels\)"):
+        viz.filter_spectrum(np.ones((11, 11, 3)))
 
 
 def test_dead_filters_are_the_tiny_ones():
@@ -164,14 +213,51 @@ def test_plot_filter_statistics_shows_the_tower_split(models, tmp_path):
     ]
     assert "(2 dead kernels)" in fig.get_suptitle()
     assert len(ax_colour.patches) == 96  # one bar per kernel
-    assert len(ax_freq.get_lines()) == 2  # one spectrum per tower
+    labels = [t.get_text() for t in ax_freq.get_legend().get_texts()]
+    assert labels == ["GPU 1 (kernels 1–48)", "GPU 2 (kernels 49–96)", "white noise (expected)"]
 
 
 def test_plot_filter_statistics_one_tower(models, tmp_path):
     fig = viz.plot_filter_statistics(models["torchvision"])
     render(fig, tmp_path)
     assert len(fig.get_axes()[0].patches) == 64
-    assert len(fig.get_axes()[1].get_lines()) == 1
+    assert len(fig.get_axes()[1].get_lines()) == 2  # the tower and white noise
+
+
+def test_plot_filter_changes_draws_trained_minus_initial(models, tmp_path):
+    initial = models["paper"]
+    trained = keras.models.clone_model(initial)
+    kernel, bias = initial.get_layer("conv1").get_weights()
+    step = np.zeros_like(kernel)
+    step[:, :, 0, 7] = 1.0  # kernel 8 gains a red plane; the others do not change
+    trained.get_layer("conv1").set_weights([kernel + step, bias])
+    fig = viz.plot_filter_changes(initial, trained)
+    render(fig, tmp_path)
+    tiles = [ax.images[0].get_array() for ax in image_axes(fig)]
+    assert len(tiles) == 96 and "minus its initial weights" in fig.get_suptitle()
+    np.testing.assert_allclose(tiles[7][..., 0], 1.0)  # red stretched to white
+    np.testing.assert_allclose(tiles[7][..., 1:], 0.0)
+    with pytest.raises(AlexnetTutError, match="cannot be compared"):
+        viz.plot_filter_changes(models["torchvision"], trained)
+
+
+def test_plot_filter_spectra_draws_each_set_and_white_noise(tmp_path):
+    rng = np.random.default_rng(0)
+    sets = {"noise": rng.normal(size=(16, 11, 11, 3)), "smooth": np.ones((4, 11, 11, 3))}
+    fig = viz.plot_filter_spectra(sets, title="spectra", limits={"stride 4": 1 / 8})
+    render(fig, tmp_path)
+    ax = fig.get_axes()[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["noise", "smooth", "white noise (expected)"]
+    assert ax.get_xlabel() == "spatial frequency (cycles per pixel)"
+    with pytest.raises(AlexnetTutError, match="different sizes"):
+        viz.plot_filter_spectra({"a": np.ones((1, 11, 11, 3)), "b": np.ones((1, 7, 7, 3))}, title="x")
+
+
+def test_filter_norms_against_numpy():
+    kernels = np.random.default_rng(1).normal(size=(5, 11, 11, 3))
+    np.testing.assert_allclose(viz.filter_norms(kernels),
+                               [np.linalg.norm(k.ravel()) for k in kernels])
 
 
 # ------------------------------------------------------------- feature maps
@@ -231,12 +317,78 @@ def test_fit_to_model_resizes_and_crops(models):
     assert viz.fit_to_model(photo, models["paper"]).shape == (SIZE, SIZE, 3)
 
 
+def test_receptive_fields_of_the_paper_model_are_the_published_ones():
+    """11, 19, 51, 67, 99, 131, 163, 195: conv1 to pool5 (conv5 follows two poolings)."""
+    rows = {r["layer"]: r for r in viz.receptive_fields(build_alexnet("paper"))}
+    sizes = {name: rows[name]["size"] for name in
+             ("conv1", "pool1", "conv2", "pool2", "conv3", "conv4", "conv5", "pool5")}
+    assert sizes == {"conv1": 11, "pool1": 19, "conv2": 51, "pool2": 67, "conv3": 99,
+                     "conv4": 131, "conv5": 163, "pool5": 195}
+    assert rows["lrn1"]["size"] == 11  # LRN works per position
+    assert [rows[n]["jump"] for n in ("conv1", "pool1", "pool2", "pool5")] == [4, 8, 16, 32]
+    assert [rows[n]["side"] for n in ("conv1", "pool1", "pool2", "conv5", "pool5")] == [55, 27, 13, 13, 6]
+
+
+def positive_paper_model():
+    """The paper model with every weight positive and no biases: a unit is non-zero exactly
+    when an input pixel it sees is (ReLU, LRN and max pooling keep positive values positive)."""
+    keras.utils.set_random_seed(2)
+    model = build_alexnet("paper", num_classes=10)
+    for layer in model.layers:
+        if getattr(layer, "kernel", None) is not None:
+            kernel, bias = layer.get_weights()
+            layer.set_weights([np.abs(kernel) + 0.01, np.zeros_like(bias)])
+    return model
+
+
+@pytest.mark.parametrize("layer, unit", [("conv2", 13), ("pool2", 6), ("conv5", 6),
+                                         ("pool5", 2), ("pool5", 3)])
+def test_receptive_fields_match_which_pixels_a_unit_responds_to(layer, unit):
+    """Outside oracle: light single pixels and see which ones reach a unit of the real model."""
+    model = positive_paper_model()
+    row = next(r for r in viz.receptive_fields(model) if r["layer"] == layer)
+    first = row["start"] + unit * row["jump"]
+    last = first + row["size"] - 1
+    side = model.input_shape[1]
+    centre = min(max((first + last) // 2, 0), side - 1)
+    columns = [x for x in (first - 1, first, (first + last) // 2, last, last + 1) if 0 <= x < side]
+    images = np.zeros((len(columns), side, side, 3), "float32")
+    for i, x in enumerate(columns):
+        images[i, centre, x] = 1.0
+    probe = keras.Model(model.input, model.get_layer(layer).output)
+    response = keras.ops.convert_to_numpy(probe(images))[:, unit, unit].max(axis=-1)
+    for x, value in zip(columns, response):
+        assert (value > 0) == (first <= x <= last), (layer, unit, x)
+
+
+def test_receptive_fields_count_the_padding_of_torchvisions_conv1():
+    rows = {r["layer"]: r for r in viz.receptive_fields(build_alexnet("torchvision"))}
+    assert rows["conv1"]["start"] == -2 and rows["conv1"]["size"] == 11
+    assert rows["pool5"]["size"] == 195 and "pad1" not in rows
+
+
 @pytest.mark.parametrize("layer, tiles", [("conv1", 64), ("conv3", 64), ("pool5", 64)])
 def test_plot_feature_maps_grid(models, photo, tmp_path, layer, tiles):
     fig = viz.plot_feature_maps(models["paper"], photo, layer)
     render(fig, tmp_path)
     assert len(image_axes(fig)) == tiles
     assert fig.get_suptitle().startswith(f"{layer} of alexnet_paper: 64 of ")
+
+
+def test_plot_feature_maps_titles_tiles_with_channel_numbers_and_draws_a_colour_bar(models, photo):
+    model = models["paper"]
+    fig = viz.plot_feature_maps(model, photo, "conv2", channels=[200, 3, 77])
+    tiles = image_axes(fig)
+    assert [ax.get_title() for ax in tiles] == ["200", "3", "77"]
+    maps = viz.feature_maps(model, photo, "conv2")
+    np.testing.assert_allclose(tiles[0].images[0].get_array(), maps[..., 200])
+    low, high = tiles[1].images[0].get_clim()
+    assert low == pytest.approx(maps[..., [200, 3, 77]].min())
+    assert high == pytest.approx(maps[..., [200, 3, 77]].max())
+    bars = [ax for ax in fig.get_axes() if ax.get_ylabel() == "activation"]
+    assert len(bars) == 1  # one colour bar for the shared scale
+    with pytest.raises(AlexnetTutError, match="channels 0 to 255; there is no channel 256"):
+        viz.plot_feature_maps(model, photo, "conv2", channels=[256])
 
 
 def test_plot_feature_maps_small_layer_and_dense_layer(models, photo, tmp_path):
@@ -376,6 +528,82 @@ def test_plot_neighbours_rows(models, images, tmp_path):
     assert fig.get_suptitle().startswith("Nearest neighbours")
 
 
+def test_plot_neighbours_names_classes_and_marks_the_wrong_ones(models, images):
+    indices = np.array([[1, 2], [0, 4]])
+    labels = np.array([0, 0, 1, 1, 0, 1, 1])
+    fig = viz.plot_neighbours(images, [0, 3], indices, labels=labels, class_names=["cat", "dog"])
+    axes = np.array(fig.get_axes()).reshape(2, 3)
+    assert axes[0, 0].get_title() == "query 0\ncat"
+    assert axes[0, 1].get_title() == "#1: image 1\ncat"  # same class: no mark
+    assert axes[0, 2].get_title() == "#2: image 2\ndog ✗"
+    assert axes[0, 2].title.get_color() == "tab:red"
+    assert axes[1, 1].get_title() == "#1: image 0\ncat ✗"
+
+
+def brute_force_share(features, labels, k):
+    """The N × N × D way, for a handful of images: every pair's difference, then its norm."""
+    d = np.linalg.norm(features[:, None] - features[None], axis=-1)
+    np.fill_diagonal(d, np.inf)
+    nearest = np.argsort(d, axis=1, kind="stable")[:, :k]
+    return np.mean(labels[nearest] == labels[:, None])
+
+
+@pytest.mark.parametrize("chunk", [1, 4, 256])
+def test_same_class_share_matches_brute_force_in_any_chunk(chunk):
+    rng = np.random.default_rng(5)
+    labels = np.repeat(np.arange(4), 6)
+    features = rng.normal(size=(24, 50)) + 1.5 * labels[:, None]  # classes drift apart
+    expected = brute_force_share(features, labels, 5)
+    assert viz.same_class_share(features, labels, k=5, chunk=chunk) == pytest.approx(expected)
+    assert 0.25 < expected < 1
+
+
+def test_same_class_baselines_by_hand():
+    labels = np.array([0, 0, 0, 1, 1, 2])  # 6 images: 3, 2 and 1 per class
+    chance, ceiling = viz.same_class_baselines(labels, k=2)
+    assert chance == pytest.approx((3 * 2 / 5 + 2 * 1 / 5 + 0) / 6)
+    assert ceiling == pytest.approx((3 * 1 + 2 * 0.5 + 0) / 6)
+    m, k = 4, 5  # m images per class, k neighbours: (m - 1)/k
+    assert viz.same_class_baselines(np.repeat(np.arange(3), m), k)[1] == pytest.approx((m - 1) / k)
+    with pytest.raises(AlexnetTutError, match="k must be between 1 and 5"):
+        viz.same_class_share(np.zeros((6, 2)), labels, k=6)
+
+
+def test_first_per_class_keeps_a_few_of_each_and_stops_reading():
+    read = []
+
+    def batches():
+        for start in range(0, 40, 4):  # classes in folder order: 0 x 10, 1 x 10, ...
+            read.append(start)
+            labels = np.arange(start, start + 4) // 10
+            yield np.arange(start, start + 4)[:, None] * np.ones((1, 2)), labels
+
+    images, labels = viz.first_per_class(batches(), per_class=3, num_classes=4)
+    assert labels.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]
+    assert images[:, 0].tolist() == [0, 1, 2, 10, 11, 12, 20, 21, 22, 30, 31, 32]
+    assert read[-1] == 32  # the last batch it needed; nothing after it was read
+
+
+def test_plot_parallelism_draws_every_crossing_of_the_model_and_the_ring(tmp_path):
+    from alexnet_tut import towers
+
+    branches = build_alexnet("paper", towers="branches", input_shape=(SIZE, SIZE, 3), num_classes=10)
+    crossings = towers.tower_crossings(branches)
+    fig = viz.plot_parallelism(crossings, branches.count_params(), replicas=4, title="two ways")
+    render(fig, tmp_path)
+    ax_model, ax_data = fig.get_axes()
+    labels = [t.get_text() for t in ax_model.texts]
+    assert sorted(l for l in labels if l[0].isdigit()) == sorted(f"{r['values']:,}" for r in crossings)
+    assert labels.count("fc8") == 1 and labels.count("conv3") == 2  # one fc8, on the tower fc7 crosses to
+    assert len(crossings) == 7  # pool2 both ways, pool5 both ways, fc6 both ways, fc7 one way
+    centre = next(t.get_text() for t in ax_data.texts if t.get_text().startswith("ring"))
+    sent = 2 * 3 / 4 * branches.count_params()
+    assert f"= {sent / 1e6:,.1f} M gradients" in centre
+    assert sum(t.get_text().startswith("replica") for t in ax_data.texts) == 4
+    with pytest.raises(AlexnetTutError, match="at least 2 replicas"):
+        viz.plot_parallelism(crossings, 10, replicas=1, title="x")
+
+
 # -------------------------------------------------------------- portability
 
 
@@ -426,5 +654,12 @@ def test_training_curves_plot_both_splits_and_mark_learning_rate_drops():
     np.testing.assert_allclose(lines[0].get_ydata(), [2.0, 1.9, 1.8, 1.7])
     drops = [l for l in loss_axis.get_lines() if l.get_linestyle() == ":"]
     assert [float(l.get_xdata()[0]) for l in drops] == [2.5]  # after epoch 2
+    ticks = [t for t in loss_axis.get_xticks() if 0.5 <= t <= 4.5]
+    assert ticks == [1, 2, 3, 4]  # whole epochs only
+    rate_axis = fig.axes[3]
+    assert rate_axis.get_yscale() == "log" and rate_axis.get_title() == "learning rate"
+    np.testing.assert_allclose(rate_axis.get_lines()[0].get_ydata(), [0.01, 0.01, 0.001, 0.001])
+    top1 = viz.plot_training_curves(history, title="run", chance=0.25).axes[1]
+    assert [l.get_ydata()[0] for l in top1.get_lines() if l.get_linestyle() == "--"] == [0.25]
     with pytest.raises(AlexnetTutError, match="no finished epoch"):
         viz.plot_training_curves([], title="empty")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import keras
 import numpy as np
@@ -63,10 +64,34 @@ def plot_filters(model: keras.Model, *, title: str | None = None, columns: int =
     paper model's kernels are drawn as two labelled blocks, one per GPU.
     """
     kernels = conv1_kernels(model)
-    blocks = tower_blocks(model)
     n, h, w, _ = kernels.shape
-    rows = [math.ceil((block.stop - block.start) / columns) for _, block in blocks]
     title = title or f"conv1 of {model.name}: {n} kernels of {h}×{w}×3, each contrast-normalised"
+    return _kernel_grid(kernels, tower_blocks(model), title, columns)
+
+
+def plot_filter_changes(initial: keras.Model, trained: keras.Model, *, title: str | None = None,
+                        columns: int = 16) -> Figure:
+    """What training added to each conv1 kernel: ``trained − initial``, as RGB tiles.
+
+    A short run moves the kernels by a fraction of their random start, so the
+    trained tiles still look like their initial noise; the difference shows
+    the part training put there. Each tile is contrast-normalised on its own,
+    as in `plot_filters`. The two models must have the same conv1.
+    """
+    before, after = conv1_kernels(initial), conv1_kernels(trained)
+    if before.shape != after.shape:
+        raise AlexnetTutError(
+            f"conv1 kernels of shape {before.shape[1:]} and {after.shape[1:]} (×{len(before)} and "
+            f"×{len(after)}) cannot be compared: pass the same model before and after training")
+    n, h, w, _ = after.shape
+    title = title or f"conv1 of {trained.name} minus its initial weights: {n} kernels of {h}×{w}×3"
+    return _kernel_grid(after - before, tower_blocks(trained), title, columns)
+
+
+def _kernel_grid(kernels: np.ndarray, blocks: list[tuple[str, slice]], title: str,
+                 columns: int) -> Figure:
+    """Kernels ``(n, h, w, 3)`` as contrast-normalised tiles, one labelled block per tower."""
+    rows = [math.ceil((block.stop - block.start) / columns) for _, block in blocks]
     fig = new_figure(columns * 0.55, sum(rows) * 0.55 + 0.5 * len(blocks) + 0.4, title)
     subfigs = fig.subfigures(len(blocks), 1, height_ratios=rows, squeeze=False)[:, 0]
     for subfig, (label, block), n_rows in zip(subfigs, blocks, rows):
@@ -98,30 +123,90 @@ def filter_colourfulness(kernels: np.ndarray) -> np.ndarray:
     return chroma / np.maximum(scale, 1e-12)
 
 
-def filter_spectrum(kernels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each kernel's power spectrum, radially averaged: which spatial frequencies it picks up.
+#: The width of `filter_spectrum`'s frequency bins, in cycles per pixel. With
+#: 1/16, the Nyquist limits of a stride of 4 (1/8) and of 2 (1/4) are bin edges,
+#: and every bin of an 11×11 kernel holds at least one Fourier coefficient.
+SPECTRUM_BIN_WIDTH = 1 / 16
 
-    The 2-D FFT power of each colour channel is summed over channels, then
-    averaged over rings of equal spatial frequency $\\sqrt{f_x^2 + f_y^2}$
-    (rings one frequency step, ``1/width``, apart; the mean weight is
-    frequency 0). Each kernel's spectrum is normalised to sum to 1, so the
-    numbers are the share of its power at each frequency.
+
+def _radial_frequencies(height: int, width: int) -> np.ndarray:
+    """The spatial frequency $\\sqrt{f_x^2 + f_y^2}$ (cycles per pixel) of each 2-D DFT coefficient."""
+    fy = np.fft.fftfreq(height)[:, None]
+    fx = np.fft.fftfreq(width)[None, :]
+    return np.sqrt(fx**2 + fy**2)
+
+
+def _spectrum_bins(height: int, width: int, bin_width: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each DFT coefficient's bin index ``(h, w)``, and the bins' centre frequencies."""
+    if not bin_width > 0:
+        raise AlexnetTutError(f"bin_width must be positive, got {bin_width!r}")
+    radius = _radial_frequencies(height, width)
+    index = np.floor(radius / bin_width + 1e-9).astype(int)
+    centres = (np.arange(index.max() + 1) + 0.5) * bin_width
+    return index, centres
+
+
+def filter_spectrum(
+    kernels: np.ndarray, bin_width: float = SPECTRUM_BIN_WIDTH
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each kernel's share of power in bands of spatial frequency: which frequencies it picks up.
+
+    The 2-D DFT power $|K(f_x, f_y)|^2$ of each colour channel is summed
+    over the channels. Every Fourier coefficient then adds its power to the
+    band that holds its frequency $\\sqrt{f_x^2 + f_y^2}$; bands are
+    ``bin_width`` wide, starting at 0 (the kernel's mean weight is
+    frequency 0). Each kernel's bands are normalised to sum to 1.
+
+    Power is *summed* per band, not averaged over a ring: then a band's
+    share is the share of the kernel's energy (Parseval), and white noise,
+    which has the same expected power in every coefficient, gives each band
+    its share of the coefficients (`white_noise_spectrum`). For 11×11 white
+    noise about 96 % of the power lies above 1/8 cycles per pixel, because
+    116 of the 121 coefficients do; a blurred blob keeps almost all of it
+    below.
+
+    With the default width of 1/16, 1/8 and 1/4 are band edges, so
+    ``power[:, freqs > 1 / 8].sum(axis=1)`` is exactly the share above 1/8.
 
     Returns:
-        ``(frequencies, power)``: frequencies in cycles per pixel, shape
-        ``(bins,)``; power, shape ``(kernels, bins)``. Frequencies above 0.5
-        exist only along the diagonals.
+        ``(frequencies, power)``: the bands' centre frequencies in cycles per
+        pixel, shape ``(bins,)``; each kernel's share of power per band,
+        shape ``(kernels, bins)``. Frequencies above 0.5 exist only towards
+        the corners of the DFT (the diagonals).
     """
     kernels = np.asarray(kernels, dtype="float64")
+    if kernels.ndim != 4:
+        raise AlexnetTutError(
+            f"kernels must be (kernels, height, width, channels), got shape {kernels.shape}")
     _, h, w, _ = kernels.shape
-    power = (np.abs(np.fft.fft2(kernels, axes=(1, 2))) ** 2).sum(axis=-1)
-    fy = np.fft.fftfreq(h)[:, None]
-    fx = np.fft.fftfreq(w)[None, :]
-    ring = np.rint(np.sqrt(fx**2 + fy**2) * max(h, w)).astype(int)  # (h, w)
-    counts = np.bincount(ring.ravel())
-    radial = np.stack([np.bincount(ring.ravel(), weights=p.ravel()) / counts for p in power])
-    radial /= np.maximum(radial.sum(axis=1, keepdims=True), 1e-30)
-    return np.arange(len(counts)) / max(h, w), radial
+    index, centres = _spectrum_bins(h, w, bin_width)
+    power = (np.abs(np.fft.fft2(kernels, axes=(1, 2))) ** 2).sum(axis=-1)  # (n, h, w)
+    flat = index.ravel()
+    bands = np.stack([np.bincount(flat, weights=p.ravel(), minlength=len(centres)) for p in power])
+    bands /= np.maximum(bands.sum(axis=1, keepdims=True), 1e-30)
+    return centres, bands
+
+
+def white_noise_spectrum(
+    kernel_size: int | tuple[int, int], bin_width: float = SPECTRUM_BIN_WIDTH
+) -> tuple[np.ndarray, np.ndarray]:
+    """The expected `filter_spectrum` of white-noise kernels: each band's share of the coefficients.
+
+    Independent random weights (any initialiser that draws them so) have the
+    same expected power at every Fourier coefficient, so the expected share
+    of a band is the number of coefficients in it over their total. A
+    kernel that departs from this curve prefers some frequencies.
+    """
+    h, w = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+    index, centres = _spectrum_bins(h, w, bin_width)
+    counts = np.bincount(index.ravel(), minlength=len(centres)).astype("float64")
+    return centres, counts / counts.sum()
+
+
+def filter_norms(kernels: np.ndarray) -> np.ndarray:
+    """The Euclidean norm of each kernel (all its weights), shape ``(kernels,)``."""
+    kernels = np.asarray(kernels, dtype="float64")
+    return np.sqrt((kernels**2).reshape(len(kernels), -1).sum(axis=1))
 
 
 def dead_filters(kernels: np.ndarray, threshold: float = 0.1) -> np.ndarray:
@@ -130,21 +215,21 @@ def dead_filters(kernels: np.ndarray, threshold: float = 0.1) -> np.ndarray:
     A kernel that training drove (nearly) to zero responds to nothing; Zeiler
     & Fergus (2013) saw several in AlexNet's first layer.
     """
-    kernels = np.asarray(kernels, dtype="float64")
-    norms = np.sqrt((kernels**2).reshape(len(kernels), -1).sum(axis=1))
+    norms = filter_norms(kernels)
     return np.flatnonzero(norms < threshold * np.median(norms))
 
 
 def plot_filter_statistics(
     model: keras.Model, *, title: str | None = None, dead_threshold: float = 0.1
 ) -> Figure:
-    """Colourfulness of every conv1 kernel by tower, and the towers' mean spectra.
+    """Colourfulness of every conv1 kernel by tower, and the towers' spectra.
 
     Left: one bar per kernel (:func:`filter_colourfulness`), coloured by GPU,
     with each tower's mean as a dashed line and dead kernels
-    (:func:`dead_filters`) marked with a cross. Right: the mean share of
-    power at each spatial frequency (:func:`filter_spectrum`) per tower, with
-    the middle half of the kernels shaded.
+    (:func:`dead_filters`) marked with a cross. Right: each tower's mean
+    share of power per frequency band (:func:`filter_spectrum`), the middle
+    half of its kernels shaded, and the share white noise would have
+    (:func:`white_noise_spectrum`) as a dashed black line.
     """
     kernels = conv1_kernels(model)
     colour = filter_colourfulness(kernels)
@@ -162,6 +247,8 @@ def plot_filter_statistics(
         middle = np.percentile(power[block], [25, 75], axis=0)
         ax_freq.plot(freqs, power[block].mean(axis=0), color=c, marker="o", label=label)
         ax_freq.fill_between(freqs, middle[0], middle[1], color=c, alpha=0.2)
+    _, noise = white_noise_spectrum(kernels.shape[1:3])
+    ax_freq.plot(freqs, noise, "k--", linewidth=1, label="white noise (expected)")
     if len(dead):
         ax_colour.plot(dead + 1, np.zeros(len(dead)), "kx", label=f"dead (< {dead_threshold:g}× median norm)")
     ax_colour.set(xlabel="kernel", ylabel="colourfulness (0 = grey, 1 = pure colour)",
@@ -170,4 +257,34 @@ def plot_filter_statistics(
     ax_freq.set(xlabel="spatial frequency (cycles per pixel)", ylabel="share of power",
                 title="frequency content (mean per tower)")
     ax_freq.legend(fontsize="small")
+    return fig
+
+
+def plot_filter_spectra(kernel_sets: Mapping[str, np.ndarray], *, title: str,
+                        limits: Mapping[str, float] | None = None) -> Figure:
+    """The mean `filter_spectrum` of several sets of kernels, against white noise's.
+
+    Args:
+        kernel_sets: label -> kernels ``(n, h, w, 3)``, all of one kernel size.
+        title: the figure's title.
+        limits: label -> frequency, drawn as dotted vertical lines (for
+            example the Nyquist limits of a stride of 4 and of 2).
+    """
+    sizes = {np.shape(k)[1:3] for k in kernel_sets.values()}
+    if len(sizes) != 1:
+        raise AlexnetTutError(f"kernel sets of different sizes {sorted(sizes)}: plot them apart")
+    fig = new_figure(7.5, 3.8, title)
+    ax = fig.subplots()
+    for label, kernels in kernel_sets.items():
+        freqs, power = filter_spectrum(kernels)
+        ax.plot(freqs, power.mean(axis=0), marker="o", label=label)
+    freqs, noise = white_noise_spectrum(sizes.pop())
+    ax.plot(freqs, noise, "k--", linewidth=1, label="white noise (expected)")
+    for i, (label, frequency) in enumerate((limits or {}).items()):
+        ax.axvline(frequency, color="grey", linestyle=":", linewidth=1)
+        ax.text(frequency, 0.98 - 0.07 * i, f" {label}", transform=ax.get_xaxis_transform(),
+                fontsize="small", color="dimgrey", va="top")
+    ax.set(xlabel="spatial frequency (cycles per pixel)",
+           ylabel="mean share of power per band", ylim=(0, None))
+    ax.legend(fontsize="small", loc="upper right")
     return fig
