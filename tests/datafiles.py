@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import http.server
 import io
+import json
 import shutil
+import socket
+import subprocess
+import sys
 import tarfile
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -50,20 +55,32 @@ def make_tgz(members: dict[str, bytes], top: str = "imagenette2-160") -> bytes:
 
 
 class Server:
-    """A tiny HTTP server on 127.0.0.1 serving one payload, optionally cut off half-way."""
+    """A tiny HTTP server on 127.0.0.1, optionally cutting every answer off half-way.
 
-    def __init__(self, payload: bytes):
-        self.payload, self.cut, self.requests = payload, False, 0
+    ``Server(payload)`` serves one payload at every path; ``Server({path:
+    payload, ...})`` serves each payload at its path and answers 404 to
+    others. ``requests`` counts the requests, ``paths`` lists them; ``base``
+    is ``http://127.0.0.1:<port>`` (an ``ALEXNET_TUT_MIRROR``).
+    """
+
+    def __init__(self, payload: bytes | dict[str, bytes]):
+        self.payloads = payload if isinstance(payload, dict) else None
+        self.payload, self.cut, self.requests, self.paths = (
+            payload if isinstance(payload, bytes) else b"", False, 0, [])
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 server.requests += 1
+                server.paths.append(self.path)
+                body = server.payload if server.payloads is None else server.payloads.get(self.path)
+                if body is None:
+                    self.send_error(404)
+                    return
                 self.send_response(200)
-                self.send_header("Content-Length", str(len(server.payload)))
+                self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                body = server.payload[: len(server.payload) // 2] if server.cut else server.payload
-                self.wfile.write(body)
+                self.wfile.write(body[: len(body) // 2] if server.cut else body)
                 self.wfile.flush()
                 self.close_connection = True
 
@@ -71,9 +88,49 @@ class Server:
                 pass
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}/imagenette2-160.tgz"
+        self.base = f"http://127.0.0.1:{self.httpd.server_port}"
+        self.url = f"{self.base}/imagenette2-160.tgz"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def close(self):
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def python_sleeper(seconds: int = 120) -> subprocess.Popen:
+    """A live Python process whose id a test writes into a lock file, as if it held it."""
+    return subprocess.Popen([sys.executable, "-c", f"import time; time.sleep({seconds})"])
+
+
+def write_lock(path: Path, pid: int) -> None:
+    """A lock file as `alexnet_tut.locks` writes it, owned by ``pid`` on this host."""
+    path.write_text(json.dumps({"pid": pid, "host": socket.gethostname(), "started": time.time()}))
+
+
+def jpeg_bytes(seed: int = 0, size: tuple[int, int] = (48, 64), **save) -> bytes:
+    """A small random JPEG (Pillow), with ``save`` passed to ``Image.save``."""
+    rng = np.random.default_rng(seed)
+    buffer = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, size + (3,), dtype=np.uint8)).save(
+        buffer, "JPEG", quality=90, **save)
+    return buffer.getvalue()
+
+
+def cut_before_scan(jpeg: bytes) -> bytes:
+    """A JPEG cut just before its start-of-scan marker, with an end-of-image marker appended.
+
+    Its header is whole, so Pillow opens it; TensorFlow cannot decode it.
+    """
+    return jpeg[: jpeg.index(b"\xff\xda")] + b"\xff\xd9"
+
+
+def undecodable(jpeg: bytes) -> bytes:
+    """A JPEG whose structure is whole but whose frame names an undefined quantization table.
+
+    It passes the folder scan's structural check; TensorFlow's decoder refuses it, so the
+    pipeline must drop it (what a hostile or damaged file can still do).
+    """
+    frame = jpeg.index(b"\xff\xc0")
+    broken = bytearray(jpeg)
+    broken[frame + 12] = 3  # marker 2, length 2, precision 1, size 4, components 1, id 1, sampling 1
+    return bytes(broken)

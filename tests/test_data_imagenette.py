@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import pytest
 
 from alexnet_tut import data
 from alexnet_tut.errors import AlexnetTutError
-from datafiles import Server, make_tgz
+from datafiles import Server, make_tgz, python_sleeper, write_lock
 
 
 @pytest.fixture
@@ -66,13 +68,104 @@ def test_download_cut_off_half_way_is_never_mistaken_for_good(archive_payload, t
     assert server.requests == 2
 
 
-def test_interrupted_extraction_is_redone(archive_payload, tmp_path):
+def test_a_killed_extraction_leaves_nothing_that_blocks_the_next_call(archive_payload, tmp_path):
     server, _ = archive_payload
+    data.download_imagenette("160px", tmp_path, url=server.url)
+    shutil.rmtree(tmp_path / "imagenette2-160")  # as if killed before the final rename:
+    stale = tmp_path / ".imagenette2-160-extracting-k1ll3d"  # the hidden folder SIGKILL leaves
+    (stale / "imagenette2-160" / "train").mkdir(parents=True)
     root = data.download_imagenette("160px", tmp_path, url=server.url)
-    (root / ".alexnet-tut-complete").unlink()  # as if the extraction had been killed
-    (root / "train" / "a" / "x.JPEG").unlink()
-    assert data.download_imagenette("160px", tmp_path, url=server.url) == root
-    assert (root / "train" / "a" / "x.JPEG").exists() and server.requests == 1
+    assert (root / "train" / "a" / "x.JPEG").exists() and server.requests == 1  # no new download
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["imagenette2-160", "imagenette2-160.tgz"]
+
+
+def test_a_folder_the_package_did_not_make_is_never_deleted(archive_payload, tmp_path):
+    """Issue 18, item 2: a user's own imagenette2-160/ (no completion marker) was extracted over
+    and removed. Now it is refused before anything is downloaded, and left as it is."""
+    server, _ = archive_payload
+    mine = tmp_path / "imagenette2-160"
+    (mine / "train").mkdir(parents=True)
+    (mine / "my_labels.csv").write_text("x.JPEG,tench\n")
+    with pytest.raises(AlexnetTutError, match="was not made by alexnet-tut.*nothing was changed") as error:
+        data.download_imagenette("160px", tmp_path, url=server.url)
+    assert "\n" not in str(error.value)
+    assert (mine / "my_labels.csv").read_text() == "x.JPEG,tench\n"
+    assert server.requests == 0 and sorted(p.name for p in tmp_path.iterdir()) == ["imagenette2-160"]
+
+
+@pytest.mark.parametrize("kind", ["file", "symlink", "dangling symlink"])
+def test_a_file_or_link_in_the_way_is_a_one_line_error(archive_payload, tmp_path, kind):
+    server, _ = archive_payload
+    target = tmp_path / "imagenette2-160"
+    elsewhere = tmp_path / "elsewhere"
+    if kind == "file":
+        target.write_text("mine")
+    else:
+        if kind == "symlink":
+            elsewhere.mkdir()
+        target.symlink_to(elsewhere)
+    with pytest.raises(AlexnetTutError, match="nothing was changed") as error:
+        data.download_imagenette("160px", tmp_path, url=server.url)
+    assert "\n" not in str(error.value) and server.requests == 0
+    assert target.is_symlink() or target.read_text() == "mine"
+    (tmp_path / "dir-is-a-file").write_text("")
+    with pytest.raises(AlexnetTutError, match="is a file, not a folder"):
+        data.download_imagenette("160px", tmp_path / "dir-is-a-file", url=server.url)
+
+
+def test_an_archive_already_there_is_verified_first_and_never_deleted(archive_payload, tmp_path):
+    """Issue 18, item 8: an unverified .tgz in the folder was extracted without a check."""
+    server, md5 = archive_payload
+    other = make_tgz({"train/b/z.JPEG": b"not the published archive"})
+    (tmp_path / "imagenette2-160.tgz").write_bytes(other)
+    with pytest.raises(AlexnetTutError, match="is not the published archive.*left as it is") as error:
+        data.download_imagenette("160px", tmp_path, url=server.url)
+    assert "\n" not in str(error.value)
+    assert (tmp_path / "imagenette2-160.tgz").read_bytes() == other and server.requests == 0
+    root = data.download_imagenette("160px", tmp_path, url=server.url, trust_new_checksum=True)
+    assert (root / "train" / "b" / "z.JPEG").exists()
+    marker = json.loads((root / ".alexnet-tut-complete").read_text())
+    assert marker["md5"] == hashlib.md5(other).hexdigest() != md5  # what was accepted, not the pin
+    assert marker["pinned_md5"] == md5 and marker["trusted_new_checksum"] is True
+
+
+def test_the_marker_records_the_checksum_that_was_accepted(archive_payload, tmp_path, monkeypatch):
+    server, md5 = archive_payload
+    monkeypatch.setitem(data.IMAGENETTE_ARCHIVES, "160px", ("imagenette2-160", "0" * 32, None, None))
+    root = data.download_imagenette("160px", tmp_path, url=server.url, trust_new_checksum=True)
+    marker = json.loads((root / ".alexnet-tut-complete").read_text())
+    assert (marker["md5"], marker["pinned_md5"], marker["trusted_new_checksum"]) == (md5, "0" * 32, True)
+
+
+def test_a_second_download_into_the_same_folder_is_refused_and_a_stale_lock_is_not(
+        archive_payload, tmp_path):
+    server, _ = archive_payload
+    lock = tmp_path / ".imagenette2-160.alexnet-tut-lock"
+    owner = python_sleeper()
+    try:
+        write_lock(lock, owner.pid)
+        with pytest.raises(AlexnetTutError, match=f"in use by process {owner.pid}") as error:
+            data.download_imagenette("160px", tmp_path, url=server.url)
+        assert "\n" not in str(error.value) and server.requests == 0
+    finally:
+        owner.kill()
+        owner.wait()
+    root = data.download_imagenette("160px", tmp_path, url=server.url)  # its owner is gone
+    assert (root / "train").is_dir() and not lock.exists()
+
+
+def test_a_random_bytes_archive_is_a_one_line_error(tmp_path):
+    """Issue 18, item 8: tarfile's five-line message for a file that is not an archive."""
+    archive = tmp_path / "random.tgz"
+    archive.write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(AlexnetTutError, match="not a readable tar archive") as error:
+        data.safe_extract(archive, tmp_path / "out")
+    assert "\n" not in str(error.value)
+    (tmp_path / "imagenette2-160.tgz").write_bytes(archive.read_bytes())
+    with pytest.raises(AlexnetTutError, match="not a readable tar archive.*left as it is") as error:
+        data.download_imagenette("160px", tmp_path, trust_new_checksum=True,
+                                 url="http://127.0.0.1:9/unused.tgz")
+    assert "\n" not in str(error.value) and (tmp_path / "imagenette2-160.tgz").exists()
 
 
 def evil_archive(path: Path, kind: str) -> None:
@@ -120,7 +213,7 @@ def test_unsafe_download_is_removed(tmp_path, monkeypatch):
             data.download_imagenette("160px", tmp_path / "d", url=server.url)
     finally:
         server.close()
-    assert list((tmp_path / "d").iterdir()) == [] and not (tmp_path / "evil.txt").exists()
+    assert not (tmp_path / "d").exists() and not (tmp_path / "evil.txt").exists()  # made, then removed
 
 
 def test_download_failure_is_one_line(tmp_path):

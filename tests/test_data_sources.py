@@ -26,7 +26,7 @@ def test_resolve_source_order(standin, tmp_path, monkeypatch):
     smoke, cpu = PROFILES["smoke"], PROFILES["cpu"]
 
     source = data.resolve_source(smoke)
-    assert source.kind == "standin" and source.root == tmp_path / "home" / "alexnet-tut-standin"
+    assert source.kind == "standin" and source.root == tmp_path / "home" / data.STANDIN_DIRNAME
     assert source.description.startswith(data.STANDIN_DESCRIPTION)
     assert data.resolve_source(smoke).root == source.root  # reused, not rewritten
 

@@ -148,6 +148,63 @@ def test_missing_key_is_named():
         pretrained.from_torchvision(sd)
 
 
+def test_a_module_prefix_is_named_not_reported_as_16_missing_keys():
+    """Issue 18, item 8: a state dict saved from DataParallel."""
+    sd = {f"module.{k}": v for k, v in small_state_dict().items()}
+    with pytest.raises(AlexnetTutError, match="every key of state_dict starts with 'module.'") as info:
+        pretrained.from_torchvision(sd)
+    assert "\n" not in str(info.value) and "missing" not in str(info.value)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda sd: list(sd.values()), "must be a dict of arrays.*not a list"),
+    (lambda sd: {**sd, "features.0.bias": "sixty-four"}, r"state_dict\['features.0.bias'\] is a str"),
+    (lambda sd: {**sd, "features.0.bias": {"a": 1}}, r"state_dict\['features.0.bias'\] is a dict"),
+    (lambda sd: small_state_dict(num_classes=0), "a head with no classes"),
+])
+def test_a_state_dict_of_the_wrong_kind_is_a_one_line_error(make, message):
+    """Issue 18, item 8: raw ValueError, AttributeError or TypeError before."""
+    with pytest.raises(AlexnetTutError, match=message) as info:
+        pretrained.from_torchvision(make(small_state_dict()))
+    assert "\n" not in str(info.value)
+
+
+class _Evil:
+    """Unpickling this runs code (it writes a file): what weights_only=True refuses."""
+
+    def __init__(self, witness):
+        self.witness = str(witness)
+
+    def __reduce__(self):
+        return (pathlib.Path.touch, (pathlib.Path(self.witness),))
+
+
+@pytest.mark.parametrize("kind", ["code", "random bytes", "a list"])
+def test_a_file_torch_refuses_is_one_line_never_retried_unsafely_and_not_kept(tmp_path, kind):
+    """Issue 18, item 8: the refusal suggested weights_only=False and kept the file cached."""
+    witness = tmp_path / "the pickle ran"
+    source = tmp_path / "bad.pth"
+    if kind == "code":
+        torch.save({"features.0.weight": _Evil(witness)}, source)
+    elif kind == "random bytes":
+        source.write_bytes(np.random.default_rng(0).bytes(5000))
+    else:
+        torch.save([torch.zeros(3)], source)
+    name = f"alexnet-owt-{sha256(source)[:8]}.pth"
+    url = serve(tmp_path, name, source.read_bytes())
+    cache = tmp_path / "cache"
+    with pytest.raises(AlexnetTutError) as info:
+        pretrained.load_torchvision_alexnet(str(cache), url=url)
+    message = str(info.value)
+    assert "\n" not in message and "weights_only=False" not in message
+    assert not witness.exists()
+    if kind == "a list":
+        assert "must be a dict of arrays" in message
+    else:
+        assert "not a plain PyTorch weights file" in message and "deleted" in message
+        assert not (cache / "models" / name).exists()
+
+
 def test_extra_key_is_named():
     sd = small_state_dict()
     sd["module.features.0.weight"] = sd.pop("features.0.weight")
@@ -216,7 +273,7 @@ def test_fetch_deletes_a_file_with_the_wrong_hash(tmp_path):
 
 def test_fetch_offline_is_one_line(tmp_path):
     url = "http://127.0.0.1:9/alexnet-owt-7be5be79.pth"  # nothing listens on port 9
-    with pytest.raises(AlexnetTutError, match="could not download .*connect to the internet") as info:
+    with pytest.raises(AlexnetTutError, match="download of .* failed.*connect to the internet") as info:
         pretrained.fetch_torchvision_weights(str(tmp_path), url=url)
     assert "\n" not in str(info.value)
 
@@ -229,6 +286,25 @@ def test_load_end_to_end_from_a_served_file(tmp_path, torch_model, images_and_lo
     url = serve(tmp_path, name, weights.read_bytes())
     weights.unlink()
     model = pretrained.load_torchvision_alexnet(str(tmp_path / "cache"), url=url)
+    assert np.max(np.abs(keras_logits(model, images) - expected)) < 1e-4
+
+
+def test_load_end_to_end_through_the_mirror(tmp_path, monkeypatch, torch_model, images_and_logits):
+    """Issue 12: the pretrained loader works through ALEXNET_TUT_MIRROR."""
+    from datafiles import Server
+
+    images, expected = images_and_logits
+    weights = tmp_path / "weights.pth"
+    torch.save(torch_model.state_dict(), weights)
+    name = f"alexnet-owt-{sha256(weights)[:8]}.pth"
+    server = Server({f"/models/{name}": weights.read_bytes()})
+    monkeypatch.setenv("ALEXNET_TUT_MIRROR", server.base)
+    try:
+        model = pretrained.load_torchvision_alexnet(
+            str(tmp_path / "cache"), url=f"https://download.pytorch.org/models/{name}")
+    finally:
+        server.close()
+    assert server.paths == [f"/models/{name}"]
     assert np.max(np.abs(keras_logits(model, images) - expected)) < 1e-4
 
 

@@ -24,6 +24,7 @@ from alexnet_tut.errors import AlexnetTutError
 from alexnet_tut.evaluation import ten_crop_top1
 from alexnet_tut.profiles import PROFILES
 from alexnet_tut.recipe import get_recipe
+from datafiles import SMALL, copy_of, python_sleeper, undecodable, write_lock
 
 EPOCHS = 4  # enough for the loss to fall, and for a kill in the middle
 
@@ -208,6 +209,119 @@ def test_a_run_folder_is_never_overwritten_or_resumed_with_other_settings(standi
         train.run(standin, out, profile="smoke", verbose=0)
     with pytest.raises(AlexnetTutError, match="started with variant='paper'"):
         train.run(standin, out, profile="smoke", variant="one_tower", resume=True, verbose=0)
+
+
+# --------------------------------------------------------------------------
+# Issue 18: careless and hostile input
+# --------------------------------------------------------------------------
+
+def test_images_that_pass_the_scan_but_do_not_decode_are_dropped_and_counted(standin, tmp_path,
+                                                                             capsys):
+    """Issue 18, item 1: such a file stopped training in epoch 1 (FailedPreconditionError)."""
+    root = data.write_standin(tmp_path / "small", **SMALL)  # below the smoke caps: all are used
+    bad = [next((root / "train" / "cat").glob("*.JPEG")), next((root / "train" / "coffee").glob("*.JPEG")),
+           next((root / "val" / "rocket").glob("*.JPEG"))]
+    for path in bad:
+        path.write_bytes(undecodable(path.read_bytes()))
+    assert data.scan(root)["skipped"] == []  # their structure is whole
+    report = train.run(root, tmp_path / "run", profile="smoke", epochs=2, verbose=1)
+    assert (report["undecodable_train"], report["undecodable_val"]) == (2, 1)
+    assert (report["num_train"], report["num_val"]) == (36, 17)
+    assert report["iterations"] == 2 * steps_per_epoch(report)  # the epochs kept their length
+    out = capsys.readouterr().out
+    assert "note: 2 of 36 training images passed the folder scan but TensorFlow could not decode" in out
+    assert "note: 1 of 18 validation images" in out
+
+
+def test_no_decodable_training_image_is_one_line_and_leaves_nothing(standin, tmp_path):
+    root = copy_of(standin, tmp_path)
+    for path in (root / "train").rglob("*.JPEG"):
+        path.write_bytes(undecodable(path.read_bytes()))
+    with pytest.raises(AlexnetTutError, match="no training image .* could be decoded") as error:
+        train.run(root, tmp_path / "run", profile="smoke", verbose=0)
+    assert "\n" not in str(error.value) and not (tmp_path / "run").exists()
+
+
+def test_a_batch_larger_than_the_training_set_is_refused_or_lowered(standin, tmp_path, capsys):
+    """Issue 18, item 6: batch 4096 on 48 images scaled the learning rate to 0.32."""
+    with pytest.raises(AlexnetTutError, match="--batch-size 4,096 is larger than the training set "
+                                              r"\(48 images\): choose at most 48") as error:
+        train.run(standin, tmp_path / "run", profile="smoke", batch_size=4096, verbose=0)
+    assert "\n" not in str(error.value) and not (tmp_path / "run").exists()
+    big_batch = replace(PROFILES["smoke"], batch_size=64, epochs=1)
+    report = train.run(standin, tmp_path / "run", profile=big_batch, verbose=1)
+    assert report["batch_size"] == 48 and report["iterations"] == 1
+    assert "training with batches of 48" in capsys.readouterr().out
+    history = checkpoints.read_history(tmp_path / "run")
+    assert history[0]["learning_rate"] == pytest.approx(0.01 * 48 / 128)  # the batch used
+    again = train.run(standin, tmp_path / "run", profile=big_batch, resume=True, verbose=0)
+    assert again["resumed_from_epoch"] == 1  # the lowered batch is the run's own
+
+
+def test_resuming_on_other_data_is_refused_in_one_line(standin, reference, tmp_path):
+    """Issue 18, item 7: other class count: a ValueError traceback; same count: silently on."""
+    out = tmp_path / "run"
+    shutil.copytree(reference[0], out)
+    fewer = copy_of(standin, tmp_path)
+    shutil.rmtree(fewer / "train" / "tissue")
+    shutil.rmtree(fewer / "val" / "tissue")
+    same_classes = tmp_path / "same"
+    shutil.copytree(standin, same_classes)
+    for folder, message in ((fewer, "it was trained on the data in"),
+                            (same_classes, f"pass --data {standin.resolve()}")):
+        with pytest.raises(AlexnetTutError, match=message) as error:
+            train.run(folder, out, profile="smoke", epochs=EPOCHS, resume=True, verbose=0)
+        assert "\n" not in str(error.value)
+    assert checkpoints.read_history(out) == checkpoints.read_history(reference[0])
+
+
+def test_a_damaged_checkpoint_on_resume_is_named_in_one_line(standin, reference, tmp_path):
+    """Issue 18, item 4: h5py, JSON and FileNotFoundError tracebacks on --resume."""
+    out = tmp_path / "run"
+    shutil.copytree(reference[0], out)
+    weights = next((out / "backup").glob("*.weights.h5"))
+    weights.write_bytes(weights.read_bytes()[:4096])
+    with pytest.raises(AlexnetTutError, match=f"{weights.name}: the file is damaged.*new --out") as error:
+        train.run(standin, out, profile="smoke", epochs=EPOCHS, resume=True, verbose=0)
+    assert "\n" not in str(error.value) and not (out / checkpoints.LOCK_FILE).exists()
+
+
+def test_the_run_folder_is_checked_and_locked_before_the_data_is_touched(standin, tmp_path,
+                                                                         monkeypatch):
+    """Issue 18, items 3 and 5: a second run at once, and an unwritable --out, failed late."""
+    def no_data(*args, **kwargs):
+        raise AssertionError("the data was touched before the run folder was checked")
+
+    monkeypatch.setattr(data, "resolve_source", no_data)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(AlexnetTutError, match="cannot create the run folder"):
+        train.run(standin, tmp_path / "file" / "run", profile="smoke", verbose=0)
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    owner = python_sleeper()
+    try:
+        write_lock(busy / checkpoints.LOCK_FILE, owner.pid)
+        with pytest.raises(AlexnetTutError, match=f"in use by process {owner.pid}"):
+            train.run(standin, busy, profile="smoke", verbose=0)
+    finally:
+        owner.kill()
+        owner.wait()
+
+
+def test_a_run_that_failed_before_its_first_epoch_can_be_run_again(standin, tmp_path):
+    """Issue 18, item 8: a failed run left config.json, and a plain rerun was refused."""
+    out = tmp_path / "run"
+    out.mkdir()  # a folder the user made: kept, with the failed run's config.json
+
+    class Fail(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            raise RuntimeError("power cut in epoch 1")
+
+    with pytest.raises(RuntimeError):
+        train.run(standin, out, profile="smoke", epochs=1, verbose=0, callbacks=[Fail()])
+    assert (out / "config.json").exists() and not checkpoints.run_started(out)
+    report = train.run(standin, out, profile="smoke", epochs=1, verbose=0)
+    assert report["epochs_in_history"] == 1
 
 
 # --------------------------------------------------------------------------

@@ -12,14 +12,17 @@ A run folder holds:
   (`BestModelCheckpoint`).
 * ``tensorboard/``: Keras's TensorBoard logs, when ``tensorboard`` is installed.
 * ``report.json``: the final report.
+* ``.alexnet-tut-lock``: while a run is writing the folder, its process id.
 
 Every file is written to a temporary name and renamed into place, so a crash
-in the middle of a write leaves the previous version intact.
+in the middle of a write leaves the previous version intact. Reading the
+folder and its rules (the lock, what may be resumed, damaged files) live in
+`alexnet_tut.runfolder`, which does not import Keras; its names are
+available here too.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -29,15 +32,13 @@ from typing import Callable
 import keras
 import numpy as np
 
-from alexnet_tut.errors import AlexnetTutError
+from alexnet_tut.errors import AlexnetTutError, one_line
 from alexnet_tut.files import atomic_write_text, fsync_file
-
-BACKUP_DIR = "backup"
-HISTORY_CSV = "history.csv"
-BEST_MODEL = "best.keras"
-TENSORBOARD_DIR = "tensorboard"
-CONFIG_JSON = "config.json"
-REPORT_JSON = "report.json"
+from alexnet_tut.runfolder import (  # noqa: F401 - part of this module's interface
+    BACKUP_DIR, BEST_MODEL, CONFIG_JSON, HISTORY_CSV, LOCK_FILE, REPORT_JSON, TENSORBOARD_DIR,
+    check_run_dir, check_settings, open_run_folder, read_config, read_history, run_started,
+    trim_history, write_config)
+from alexnet_tut import runfolder
 
 _SEED_STATE = "seed_generator_state"
 
@@ -62,7 +63,7 @@ class ResumableBackup(keras.callbacks.Callback):
     resumed run then restarts the interrupted epoch from those weights.
     """
 
-    STATE_FILE = "state.json"
+    STATE_FILE = runfolder.STATE_FILE
 
     def __init__(self, backup_dir: str | os.PathLike, save_freq: str | int = "epoch",
                  extra_state: dict[str, Callable[[], dict]] | None = None):
@@ -105,11 +106,12 @@ class ResumableBackup(keras.callbacks.Callback):
 
     @classmethod
     def read_state(cls, backup_dir: str | os.PathLike) -> dict | None:
-        """The saved state's metadata (``epoch``, ``weights``, ``callbacks``, ``seeds``), or ``None``."""
-        path = Path(backup_dir) / cls.STATE_FILE
-        if not path.exists():
-            return None
-        return json.loads(path.read_text())
+        """The saved state's metadata (``epoch``, ``weights``, ``callbacks``, ``seeds``), or ``None``.
+
+        A damaged ``state.json``, or one whose weights file is missing, is a
+        one-line `AlexnetTutError` (`alexnet_tut.runfolder.read_state`).
+        """
+        return runfolder.read_state(Path(backup_dir))
 
     @classmethod
     def restore(cls, model: keras.Model, backup_dir: str | os.PathLike) -> dict | None:
@@ -124,9 +126,15 @@ class ResumableBackup(keras.callbacks.Callback):
             return None
         if model.optimizer is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
-        model.load_weights(str(Path(backup_dir) / state["weights"]))
-        for variable, value in zip(_seed_states(model), state.get("seeds", [])):
-            variable.assign(np.asarray(value, dtype=variable.dtype))
+        weights = Path(backup_dir) / state["weights"]
+        try:
+            model.load_weights(str(weights))
+            for variable, value in zip(_seed_states(model), state.get("seeds", [])):
+                variable.assign(np.asarray(value, dtype=variable.dtype))
+        except Exception as error:  # h5py and Keras raise OSError, ValueError, KeyError...
+            raise AlexnetTutError(
+                f"cannot resume from {weights}: the file is damaged or belongs to another model "
+                f"({one_line(error)[:200]}): start over with a new --out") from error
         return state
 
 
@@ -176,62 +184,3 @@ def tensorboard_callbacks(log_dir: Path) -> list[keras.callbacks.Callback]:
     if importlib.util.find_spec("tensorboard") is None:
         return []
     return [keras.callbacks.TensorBoard(str(log_dir), write_graph=False, profile_batch=0)]
-
-
-# --------------------------------------------------------------------------
-# The history
-# --------------------------------------------------------------------------
-
-def read_history(run_dir: str | os.PathLike) -> list[dict[str, float]]:
-    """The per-epoch history of a run (``history.csv``), one dict per epoch, numbers as floats."""
-    path = Path(run_dir) / HISTORY_CSV
-    if not path.exists():
-        return []
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    return [{k: float(v) if v not in ("", None) else math.nan for k, v in row.items()}
-            for row in rows]
-
-
-def trim_history(path: Path, epochs_done: int) -> None:
-    """Keep the rows of the first ``epochs_done`` epochs: later ones were not checkpointed."""
-    if not path.exists():
-        return
-    with open(path, newline="") as f:
-        lines = f.read().splitlines(keepends=True)
-    if not lines:
-        return
-    header, body = lines[0], lines[1:]
-    kept = [line for line in body if line.strip() and int(line.split(",", 1)[0]) < epochs_done]
-    if len(kept) != len(body):
-        atomic_write_text(path, header + "".join(kept))
-
-
-# --------------------------------------------------------------------------
-# The run's settings
-# --------------------------------------------------------------------------
-
-def check_run_dir(out: Path, config: dict, resume: bool) -> None:
-    """Refuse to overwrite a run, or to resume one with different settings."""
-    if out.exists() and not out.is_dir():
-        raise AlexnetTutError(f"--out {out} is a file, not a folder")
-    config_path = out / CONFIG_JSON
-    if not config_path.exists():
-        return
-    if not resume:
-        raise AlexnetTutError(
-            f"{out} already holds a training run: pass --resume to continue it, "
-            "or choose another --out")
-    before = json.loads(config_path.read_text())
-    for key, value in config.items():
-        if before.get(key) != value:
-            raise AlexnetTutError(
-                f"cannot resume {out}: it was started with {key}={before.get(key)!r}, "
-                f"not {value!r}")
-
-
-def write_config(out: Path, config: dict) -> None:
-    """Record the run's settings once, when it starts."""
-    out.mkdir(parents=True, exist_ok=True)
-    if not (out / CONFIG_JSON).exists():
-        atomic_write_text(out / CONFIG_JSON, json.dumps(config, indent=2))

@@ -3,7 +3,12 @@
 Each subcommand parses its arguments and calls one library function, so that
 everything the command does can also be done from a notebook in one line.
 The choices it offers come from the package's own tuples. Problems the user
-can fix end as one line, ``error: ...``, and exit status 2.
+can fix end as one line, ``error: ...``, and exit status 2 (as ``argparse``'s
+usage errors do); a file the system refuses to read or write is one of them.
+Anything else is a bug: its traceback, then one line asking for a report,
+and exit status 1. Starting the command loads neither TensorFlow nor Keras;
+``train`` loads them once its arguments, its run folder and the data folder's
+place have been checked, so that those refusals come in about a second.
 """
 
 from __future__ import annotations
@@ -11,13 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import traceback
 from pathlib import Path
 
 from alexnet_tut import __version__
 from alexnet_tut.architectures import VARIANTS
 from alexnet_tut.data.imagenette import IMAGENETTE_ARCHIVES, IMAGENETTE_SIZES
 from alexnet_tut.data.pipeline import CACHE_CHOICES
-from alexnet_tut.errors import AlexnetTutError
+from alexnet_tut.errors import BUG_REPORT, AlexnetTutError
 from alexnet_tut.profiles import PROFILE_NAMES
 from alexnet_tut.recipe import RECIPE_NAMES
 
@@ -85,9 +91,24 @@ def main(argv: list[str] | None = None) -> int:
     except AlexnetTutError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:
+        print(f"error: {_os_error(error)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception:  # a bug: say so, with everything a report needs
+        traceback.print_exc()
+        print(BUG_REPORT, file=sys.stderr)
+        return 1
+
+
+def _os_error(error: OSError) -> str:
+    """A refused read or write (permissions, a read-only or full disk) as one line that says what to do."""
+    where = error.filename if error.filename is not None else "a file"
+    what = error.strerror or str(error).splitlines()[0]
+    return (f"{what}: {where} (check that the folder exists and can be written, that the disk "
+            "has room, or choose another folder)")
 
 
 def _dispatch(args: argparse.Namespace) -> int:

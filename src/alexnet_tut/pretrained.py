@@ -22,13 +22,15 @@ import json
 import os
 import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 from PIL import Image
 
-from alexnet_tut.errors import AlexnetTutError
+from alexnet_tut import downloads
+from alexnet_tut.errors import AlexnetTutError, one_line
 from alexnet_tut.files import file_digests
 from alexnet_tut.models import build_alexnet
 
@@ -81,14 +83,23 @@ def from_torchvision(state_dict: Mapping[str, Any]) -> keras.Model:
         for the same (channels-last) input, up to float rounding.
 
     Raises:
-        AlexnetTutError: a key is missing or unexpected, or an array has the
-            wrong shape (the message names the key, the expected and the
-            actual shape).
+        AlexnetTutError: ``state_dict`` is not a dict of arrays, a key is
+            missing or unexpected (a prefix such as ``module.`` is named), an
+            array has the wrong shape (the message names the key, the expected
+            and the actual shape), or the head has no classes.
     """
-    arrays = {key: _to_numpy(value) for key, value in state_dict.items()}
+    if not isinstance(state_dict, Mapping):
+        raise AlexnetTutError(
+            f"state_dict must be a dict of arrays (torchvision's alexnet().state_dict()), "
+            f"not a {type(state_dict).__name__}")
+    arrays = {key: _to_numpy(key, value) for key, value in state_dict.items()}
     _check_keys(arrays)
     head = arrays["classifier.6.weight"]
     num_classes = head.shape[0] if head.ndim == 2 else 1000  # else _check_shape reports it
+    if num_classes < 1:
+        raise AlexnetTutError(
+            f"state_dict['classifier.6.weight'] has shape {head.shape}: a head with no classes; "
+            "pass the weights of a trained alexnet")
     model = build_alexnet("torchvision", num_classes=num_classes)
     for prefix, (layer_name, kind) in TORCHVISION_LAYERS.items():
         layer = model.get_layer(layer_name)
@@ -100,17 +111,46 @@ def from_torchvision(state_dict: Mapping[str, Any]) -> keras.Model:
     return model
 
 
-def _to_numpy(value: Any) -> np.ndarray:
+def _to_numpy(key: Any, value: Any) -> np.ndarray:
     """A torch tensor (duck-typed, so torch is never imported) or array as float32 NumPy."""
-    if hasattr(value, "detach"):
-        value = value.detach().cpu().numpy()
-    return np.asarray(value, dtype="float32")
+    try:
+        if hasattr(value, "detach"):
+            value = value.detach().cpu().float().numpy()
+        if isinstance(value, (str, bytes)):
+            raise TypeError("text")
+        return np.asarray(value, dtype="float32")
+    except (TypeError, ValueError, AttributeError, RuntimeError) as error:
+        raise AlexnetTutError(
+            f"state_dict[{key!r}] is a {type(value).__name__}, not an array of numbers; pass "
+            "torchvision's alexnet state_dict") from error
+
+
+def _common_prefix(keys: list[str]) -> str | None:
+    """A prefix such as ``module.`` that every key has and torchvision's names do not."""
+    if not keys:
+        return None
+    first = keys[0]
+    for name in TORCHVISION_LAYERS:
+        at = first.find(name + ".")
+        if at > 0:
+            prefix = first[:at]
+            if all(k.startswith(prefix) for k in keys):
+                return prefix
+    return None
 
 
 def _check_keys(arrays: Mapping[str, np.ndarray]) -> None:
     expected = {f"{p}.{w}" for p in TORCHVISION_LAYERS for w in ("weight", "bias")}
+    if not all(isinstance(key, str) for key in arrays):
+        raise AlexnetTutError("state_dict keys must be parameter names such as 'features.0.weight'")
     missing = sorted(expected - set(arrays))
     extra = sorted(set(arrays) - expected)
+    prefix = _common_prefix(sorted(arrays)) if missing else None
+    if prefix and expected <= {k[len(prefix):] for k in arrays}:
+        raise AlexnetTutError(
+            f"every key of state_dict starts with {prefix!r} (a model saved from a wrapper such "
+            f"as DataParallel): strip it, e.g. {{k.removeprefix({prefix!r}): v for k, v in "
+            "state_dict.items()}")
     if missing:
         raise AlexnetTutError(
             f"state_dict is missing {', '.join(missing)}; pass torchvision's "
@@ -173,34 +213,33 @@ def fetch_torchvision_weights(
     """Download torchvision's AlexNet weights file once and return its path.
 
     The file is cached by ``keras.utils.get_file`` in ``cache_dir/models``
-    (``~/.keras/models`` by default), with a progress bar.
+    (``~/.keras/models`` by default), with a progress bar;
+    ``ALEXNET_TUT_MIRROR`` replaces the server (`alexnet_tut.downloads`).
 
     The hash check follows torchvision's own convention (``torch.hub``'s
     ``check_hash``): the 8 hex digits after the last ``-`` in the file name
     (``7be5be79`` in ``alexnet-owt-7be5be79.pth``) are the first 8 digits of
     the file's SHA-256. torchvision publishes only this prefix, so that prefix
-    is what is checked. A file that fails the check is deleted.
+    is what is checked. A file downloaded now that fails the check is
+    deleted; one that was already in the cache (maybe put there by hand) is
+    left, and the message says to delete it.
 
     Raises:
         AlexnetTutError: the download failed (offline?) or the hash differs.
     """
     fname = os.path.basename(url)
-    _make_cache_dir(cache_dir)
-    try:
-        path = keras.utils.get_file(
-            fname, origin=url, cache_dir=cache_dir, cache_subdir="models"
-        )
-    except Exception as e:  # get_file raises a bare Exception on URL errors
-        raise AlexnetTutError(
-            f"could not download {url} ({_one_line(e)}); connect to the internet, "
-            f"or put {fname} in {_models_dir(cache_dir)}"
-        ) from e
+    folder = _models_dir(cache_dir)
+    existed = (folder / fname).exists()
+    path = downloads.fetch(
+        url, folder, fname,
+        hint=f"connect to the internet, or put {fname} in {folder}, or set "
+             f"{downloads.MIRROR_ENV} to a mirror that has it")
     if check_hash:
-        _check_hash_prefix(path, fname)
-    return path
+        _check_hash_prefix(str(path), fname, downloaded=not existed)
+    return str(path)
 
 
-def _check_hash_prefix(path: str, fname: str) -> None:
+def _check_hash_prefix(path: str, fname: str, downloaded: bool = True) -> None:
     match = re.search(r"-([0-9a-f]{8,})\.", fname)
     if match is None:
         raise AlexnetTutError(
@@ -210,27 +249,23 @@ def _check_hash_prefix(path: str, fname: str) -> None:
     expected = match.group(1)
     actual = file_digests(path, ("sha256",))["sha256"]
     if not actual.startswith(expected):
-        os.remove(path)
         raise AlexnetTutError(
             f"{fname} is corrupt or not the published file: its SHA-256 starts "
-            f"{actual[:len(expected)]}, expected {expected}; it was deleted, run again "
-            "to download it afresh"
-        )
+            f"{actual[:len(expected)]}, expected {expected}; " + _discard(path, downloaded))
 
 
-def _make_cache_dir(cache_dir: str | None) -> None:
-    # get_file silently falls back to /tmp/.keras when cache_dir does not exist yet.
-    if cache_dir is not None:
-        os.makedirs(os.path.expanduser(cache_dir), exist_ok=True)
+def _discard(path: str | os.PathLike, downloaded: bool) -> str:
+    """Delete a bad file the package downloaded now; keep one it found. Says which, for the message."""
+    if downloaded:
+        Path(path).unlink(missing_ok=True)
+        return "it was deleted, run again to download it afresh"
+    return f"it was already in the cache and was left as it is: delete {path} and run again"
 
 
-def _models_dir(cache_dir: str | None) -> str:
-    base = cache_dir or os.path.join(os.path.expanduser("~"), ".keras")
-    return os.path.join(base, "models")
-
-
-def _one_line(error: Exception) -> str:
-    return " ".join(str(error).split())
+def _models_dir(cache_dir: str | None) -> Path:
+    """Where ``keras.utils.get_file(cache_subdir="models")`` keeps files: ``cache_dir``, ``$KERAS_HOME`` or ``~/.keras``."""
+    base = cache_dir or os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    return Path(base).expanduser() / "models"
 
 
 def load_torchvision_alexnet(
@@ -245,11 +280,13 @@ def load_torchvision_alexnet(
     reads it with ``torch.load(..., weights_only=True)`` (which refuses to run
     pickled code, unlike a bare unpickle) and ports it with
     :func:`from_torchvision`. Feed it images prepared by
-    :func:`preprocess_torchvision`.
+    :func:`preprocess_torchvision`. A file that ``torch.load`` refuses (not a
+    weights file, or a pickle that would run code) is never loaded another
+    way: it is deleted when it was downloaded now.
 
     Raises:
-        AlexnetTutError: PyTorch is not installed, the download failed, or the
-            file's hash is wrong.
+        AlexnetTutError: PyTorch is not installed, the download failed, the
+            file's hash is wrong, or the file holds no plain weights.
     """
     try:
         import torch
@@ -258,8 +295,16 @@ def load_torchvision_alexnet(
             "reading torchvision's weights file needs PyTorch: pip install torch "
             "(the CPU build is enough)"
         ) from e
+    fname = os.path.basename(url)
+    existed = (_models_dir(cache_dir) / fname).exists()
     path = fetch_torchvision_weights(cache_dir, url=url, check_hash=check_hash)
-    state_dict = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # UnpicklingError, RuntimeError, EOFError...: never retried unsafely
+        raise AlexnetTutError(
+            f"{fname} is not a plain PyTorch weights file (torch.load with weights_only=True "
+            f"refused it: {one_line(e).split('.')[0][:120]}); it may be damaged or may hold "
+            "code, and is not loaded; " + _discard(path, not existed)) from e
     return from_torchvision(state_dict)
 
 
@@ -272,27 +317,30 @@ def imagenet_class_names(
     """The 1,000 ImageNet class names, in the order of the model's outputs.
 
     Downloads (once) the class index that ``keras.applications`` uses, with
-    its pinned MD5 hash. ``names[0] == "tench"``; the Imagenette classes'
-    indices are in `alexnet_tut.data.IMAGENETTE_CLASSES`.
+    its pinned MD5 hash (through ``ALEXNET_TUT_MIRROR`` when it is set).
+    ``names[0] == "tench"``; the Imagenette classes' indices are in
+    `alexnet_tut.data.IMAGENETTE_CLASSES`.
 
     Raises:
         AlexnetTutError: the download failed or the file is not the published one.
     """
     fname = os.path.basename(url)
-    _make_cache_dir(cache_dir)
+    folder = _models_dir(cache_dir)
+    existed = (folder / fname).exists()
     try:
-        path = keras.utils.get_file(
-            fname, origin=url, cache_dir=cache_dir, cache_subdir="models",
-            file_hash=file_hash,
-        )
-    except Exception as e:
+        path = downloads.fetch(
+            url, folder, fname, file_hash=file_hash,
+            hint=f"connect to the internet, or put {fname} in {folder}")
+    except AlexnetTutError as e:
+        raise AlexnetTutError(f"could not fetch the ImageNet class names: {e}") from e
+    try:
+        with open(path) as f:
+            index = json.load(f)
+        return [index[str(i)][1] for i in range(len(index))]
+    except (ValueError, KeyError, IndexError, TypeError) as e:
         raise AlexnetTutError(
-            f"could not fetch the ImageNet class names from {url} ({_one_line(e)}); "
-            f"connect to the internet, or put {fname} in {_models_dir(cache_dir)}"
-        ) from e
-    with open(path) as f:
-        index = json.load(f)
-    return [index[str(i)][1] for i in range(len(index))]
+            f"{path} is not ImageNet's class index ({one_line(e)}); "
+            + _discard(path, not existed)) from e
 
 
 def top_predictions(

@@ -19,6 +19,7 @@ the run folder, worker *i* writes ``<run folder>/worker<i>``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -26,19 +27,19 @@ import shutil
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
-import keras
 import numpy as np
 
-from alexnet_tut import checkpoints, devices
+from alexnet_tut import runfolder
 from alexnet_tut.architectures import VARIANTS
 from alexnet_tut.errors import AlexnetTutError
-from alexnet_tut.evaluation import Throughput, ten_crop_top1
 from alexnet_tut.files import atomic_write_text
 from alexnet_tut.profiles import REHEARSAL_EPOCHS, REHEARSAL_STEPS, Profile, get_profile
 from alexnet_tut.recipe import Recipe, get_recipe
-from alexnet_tut.solver import LearningRateSchedule, build_model, compile_model
+
+if TYPE_CHECKING:  # Keras (and TensorFlow) load only once the run folder and the data are checked
+    import keras
 
 TRAIN_VARIANTS: tuple[str, ...] = VARIANTS
 
@@ -69,11 +70,16 @@ def run(
             ``None`` picks the data as ``alexnet_tut.data.resolve_source`` does.
         out_dir: the run folder (see `alexnet_tut.checkpoints`).
         variant: ``"paper"`` (two towers), ``"one_tower"`` or ``"torchvision"``.
-        epochs, batch_size: default to the profile's.
+        epochs, batch_size: default to the profile's. A ``batch_size`` larger
+            than the training set is refused; the profile's is lowered to the
+            training set's size, with a note. The learning rate is scaled by
+            the batch actually used.
         profile: ``"smoke"``, ``"cpu"``, ``"gpu"``, ``"auto"`` or a :class:`Profile`;
             default ``$ALEXNET_TUT_PROFILE``, else ``auto``.
         resume: continue the run in ``out_dir`` from its last saved epoch.
-            Without it, ``out_dir`` must not already hold a run.
+            Without it, ``out_dir`` must not already hold a started run; with
+            it, the settings, the data folder and its classes must be the
+            run's own.
         recipe: ``"paper"`` (default), ``"modern"``, or a :class:`Recipe`.
         precision: a Keras dtype policy; default `devices.training_precision`.
         jit_compile: passed to ``Model.compile`` (``"auto"``: XLA on GPUs).
@@ -87,55 +93,107 @@ def run(
         seed: seeds Python, NumPy and the backend, and the data order.
         verbose: ``fit``'s verbosity; 0 also silences the start-up summary.
 
+    The run folder is checked first, before TensorFlow loads: it must be
+    writable, and it is locked for the run, so that a second run on it
+    refuses in one line (`alexnet_tut.runfolder`). Every mistake a user can
+    make ends in a one-line `AlexnetTutError`.
+
     Returns:
         The report (also written to ``out_dir/report.json``): ``top1``,
         ``top5`` and ``ten_crop_top1`` on the validation set, ``images_per_sec``,
         ``wall_time_s``, the data source, the profile and the epochs.
     """
     started = time.perf_counter()
-    prof = profile if isinstance(profile, Profile) else get_profile(profile)
     recipe = get_recipe(recipe)
-    epochs = prof.epochs if epochs is None else epochs
-    batch_size = prof.batch_size if batch_size is None else batch_size
     _check_arguments(variant, epochs, batch_size, checkpoint_every_steps)
     say = print if verbose not in (0, False) else (lambda *a, **k: None)
 
     from alexnet_tut import data
 
-    strategy = devices.choose_strategy()  # first: a multi-worker strategy starts this worker's server
+    multi_worker = bool(os.environ.get("TF_CONFIG"))
     out = _worker_folder(Path(out_dir))
-    config = {"variant": variant, "profile": prof.name, "rehearsal": prof.rehearsal,
-              "image_size": prof.image_size, "resize": prof.resize, "batch_size": batch_size,
-              "recipe": asdict(recipe), "seed": seed}
-    checkpoints.check_run_dir(out, config, resume)
+    with runfolder.open_run_folder(out, remove_if_failed=not multi_worker):
+        runfolder.check_run_dir(out, {}, resume)  # the folder itself, before anything loads
+        # The "auto" profile asks TensorFlow for a GPU: only now that the folder is fine.
+        prof = profile if isinstance(profile, Profile) else get_profile(profile)
+        epochs = prof.epochs if epochs is None else epochs
+        batch_given = batch_size is not None
+        settings = {"variant": variant, "profile": prof.name, "rehearsal": prof.rehearsal,
+                    "image_size": prof.image_size, "resize": prof.resize,
+                    "batch_size": prof.batch_size if batch_size is None else batch_size,
+                    "recipe": asdict(recipe), "seed": seed}
+        _check_arguments(variant, epochs, settings["batch_size"], checkpoint_every_steps)
+        before = runfolder.read_config(out) if runfolder.run_started(out) else None
+        if before is not None:
+            # A profile's batch may still be lowered to the training set's size: it is
+            # compared once the data is loaded.
+            runfolder.check_settings(out, before, settings if batch_given else {
+                k: v for k, v in settings.items() if k != "batch_size"})
+        source = data.resolve_source(prof, Path(data_dir) if data_dir is not None else None)
+        settings["data"] = str(source.root.resolve())
+        if before is not None:
+            runfolder.check_settings(out, before, {"data": settings["data"]})
+        return _train(source, out, settings, before, batch_given=batch_given, prof=prof,
+                      recipe=recipe, variant=variant, epochs=epochs, precision=precision,
+                      jit_compile=jit_compile, steps_per_execution=steps_per_execution,
+                      checkpoint_every_steps=checkpoint_every_steps, callbacks=callbacks,
+                      cache=cache, seed=seed, verbose=verbose, say=say, started=started,
+                      resume=resume)
 
-    source = data.resolve_source(prof, Path(data_dir) if data_dir is not None else None)
+
+def _train(source, out: Path, settings: dict, before: dict | None, *, batch_given: bool, prof,
+           recipe, variant, epochs, precision, jit_compile, steps_per_execution,
+           checkpoint_every_steps, callbacks, cache, seed, verbose, say, started, resume) -> dict:
+    """The run itself, in a checked and locked run folder: TensorFlow loads from here on."""
+    import keras
+    import tensorflow as tf
+
+    from alexnet_tut import checkpoints, data, devices
+    from alexnet_tut.evaluation import Throughput
+    from alexnet_tut.solver import LearningRateSchedule
+
+    strategy = devices.choose_strategy()  # before any TensorFlow op: a multi-worker strategy starts this worker's server
     keras.utils.set_random_seed(seed)
+    batch_size = settings["batch_size"]
     datasets = data.load_datasets(source.root, prof, batch_size=batch_size, seed=seed,
                                   cache=cache, cache_dir=_fresh_cache_dir(out))
-    train_data, val_data = _known_lengths(datasets, batch_size)
-    if prof.rehearsal:
+    fitted = _batch_for(batch_size, datasets.num_train, batch_given, say)
+    if fitted != batch_size:  # only for a training set smaller than the profile's batch: cheap
+        batch_size = settings["batch_size"] = fitted
+        keras.utils.set_random_seed(seed)
+        datasets = data.load_datasets(source.root, prof, batch_size=batch_size, seed=seed,
+                                      cache=cache, cache_dir=_fresh_cache_dir(out))
+    config = {**settings, "class_ids": list(datasets.report["class_ids"])}
+    if before is not None:
+        runfolder.check_settings(out, before, config)
+    counter = _DecodedImages(datasets.num_train, say, measure=not devices.is_multi_worker(strategy)
+                             and not prof.rehearsal)
+    train_data, val_data, num_val = _known_lengths(datasets, batch_size, counter, say)
+    if prof.rehearsal:  # a few batches, but each epoch a new pass, as in a real run
         epochs = min(epochs, REHEARSAL_EPOCHS)
+        train_data, val_data = train_data.take(REHEARSAL_STEPS), val_data.take(REHEARSAL_STEPS)
     checkpoints.write_config(out, config)
 
     precision = precision or devices.training_precision()
     if steps_per_execution is None:
         steps_per_execution = 16 if devices.gpu_available() else 1
-    model = _build_and_compile(strategy, variant, prof, len(datasets.class_names), recipe,
-                               batch_size, precision, jit_compile, steps_per_execution)
+    num_classes = len(datasets.class_names)
     backup = out / checkpoints.BACKUP_DIR
     state = checkpoints.ResumableBackup.read_state(backup)
     done = state["epoch"] if state else 0
-    _check_workers_agree(strategy, done)  # before any worker restores: that runs collectives
-    with strategy.scope():
-        checkpoints.ResumableBackup.restore(model, backup)
+    with _out_of_memory_is_a_usage_error(batch_size, tf):
+        model = _build_and_compile(strategy, variant, prof, num_classes, recipe, batch_size,
+                                   precision, jit_compile, steps_per_execution)
+        _check_workers_agree(strategy, done)  # before any worker restores: that runs collectives
+        with strategy.scope():
+            checkpoints.ResumableBackup.restore(model, backup)
 
     if resume and state is None:
         say(f"nothing to resume in {out}: starting a new run")
     say(f"data: {source.description}")
     say(f"{replace(prof, batch_size=batch_size, epochs=epochs).describe()}; "
-        f"{datasets.num_train} training and {datasets.num_val} validation images, "
-        f"{len(datasets.class_names)} classes")
+        f"{datasets.num_train} training and {num_val} validation images, "
+        f"{num_classes} class{'' if num_classes == 1 else 'es'}")
     say(f"model: {variant}; recipe: {recipe.name} (learning rate "
         f"{LearningRateSchedule.starting_rate(recipe, batch_size):g} at batch {batch_size}); "
         f"precision: {precision}; replicas: {strategy.num_replicas_in_sync}"
@@ -151,37 +209,42 @@ def run(
     checkpoints.trim_history(history_path, done)
     best_so_far = max((row.get("val_top1", -1.0) for row in checkpoints.read_history(out)),
                       default=None)
-    few = REHEARSAL_STEPS if prof.rehearsal else None
-    model.fit(train_data, validation_data=val_data, epochs=epochs, initial_epoch=done,
-              steps_per_epoch=few, validation_steps=few, shuffle=False, verbose=verbose,
-              callbacks=[
-                  *callbacks,
-                  schedule,
-                  Throughput(datasets.num_train),
-                  keras.callbacks.CSVLogger(str(history_path), append=True),
-                  *checkpoints.tensorboard_callbacks(out / checkpoints.TENSORBOARD_DIR),
-                  checkpoints.BestModelCheckpoint(out / checkpoints.BEST_MODEL,
-                                                  initial_best=best_so_far),
-                  checkpoints.ResumableBackup(backup,
-                                              save_freq=checkpoint_every_steps or "epoch",
-                                              extra_state={"schedule": schedule.get_state}),
-              ])
-
-    report = _report(model, datasets, val_data, out, source, prof, variant, recipe, schedule,
-                     epochs, batch_size, precision, strategy.num_replicas_in_sync, done, started)
+    with _out_of_memory_is_a_usage_error(batch_size, tf):
+        model.fit(train_data, validation_data=val_data, epochs=epochs, initial_epoch=done,
+                  shuffle=False, verbose=verbose,
+                  callbacks=[
+                      *callbacks,
+                      schedule,
+                      counter.callback(),
+                      Throughput(datasets.num_train),
+                      keras.callbacks.CSVLogger(str(history_path), append=True),
+                      *checkpoints.tensorboard_callbacks(out / checkpoints.TENSORBOARD_DIR),
+                      checkpoints.BestModelCheckpoint(out / checkpoints.BEST_MODEL,
+                                                      initial_best=best_so_far),
+                      checkpoints.ResumableBackup(backup,
+                                                  save_freq=checkpoint_every_steps or "epoch",
+                                                  extra_state={"schedule": schedule.get_state}),
+                  ])
+        report = _report(model, datasets, val_data, out, source, prof, variant, recipe, schedule,
+                         epochs, batch_size, precision, strategy.num_replicas_in_sync, done,
+                         started)
+    report["num_val"] = num_val
+    report["undecodable_val"] = datasets.num_val - num_val
+    report["undecodable_train"] = counter.missing
     atomic_write_text(out / checkpoints.REPORT_JSON, json.dumps(report, indent=2))
     say(format_report(report))
     return report
 
 
-def _check_arguments(variant: str, epochs: int, batch_size: int,
+def _check_arguments(variant: str, epochs: int | None, batch_size: int | None,
                      checkpoint_every_steps: int | None) -> None:
+    """One-line errors for arguments out of range; ``None`` (the profile's) is checked later."""
     if variant not in TRAIN_VARIANTS:
         raise AlexnetTutError(
             f"unknown variant {variant!r}: choose one of {', '.join(TRAIN_VARIANTS)}")
-    if not isinstance(epochs, int) or epochs < 1:
+    if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
         raise AlexnetTutError(f"--epochs must be a whole number of at least 1, got {epochs!r}")
-    if not isinstance(batch_size, int) or batch_size < 1:
+    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
         raise AlexnetTutError(
             f"--batch-size must be a whole number of at least 1, got {batch_size!r}")
     if checkpoint_every_steps is not None and checkpoint_every_steps < 1:
@@ -204,34 +267,137 @@ def _fresh_cache_dir(out: Path) -> Path:
     file behind if the process dies; such a cache can never be read. The
     folder is the package's own, so it is emptied and filled again.
     """
-    folder = out / "cache"
+    folder = out / runfolder.CACHE_DIR
     if folder.is_dir() and any(folder.glob("*.lockfile")):
         shutil.rmtree(folder)
     return folder
 
 
-def _known_lengths(datasets, batch_size: int):
-    """The training and validation pipelines, told how many batches an epoch has.
+def _batch_for(batch_size: int, num_train: int, batch_given: bool, say) -> int:
+    """The batch the run uses: a batch larger than the training set is refused, or lowered.
 
-    With a known length the first epoch has a progress bar. The data module's
-    scan has already left out unreadable files, so the count is exact.
+    A batch the user asked for is refused in one line; the profile's own is
+    lowered to the training set's size, with a note. (A batch larger than the
+    data would hold one partial batch per epoch, at a learning rate scaled
+    for the batch asked for.)
+    """
+    if batch_size <= num_train:
+        return batch_size
+    if batch_given:
+        raise AlexnetTutError(
+            f"--batch-size {batch_size:,} is larger than the training set ({num_train:,} images): "
+            f"choose at most {num_train:,}")
+    say(f"note: the profile's batch of {batch_size} is larger than the training set "
+        f"({num_train} images); training with batches of {num_train}")
+    return num_train
+
+
+class _DecodedImages:
+    """Counts the training images one pass of the pipeline yields, and says once how many were dropped.
+
+    The folder scan checks every file's structure; a file that passes and
+    still cannot be decoded is dropped by the pipeline (``ignore_errors``).
+    The count is a running total per pass (``Dataset.scan``) whose largest
+    value a CPU variable keeps; it is read after the first epoch. Off in a
+    rehearsal (a pass is not finished) and on several workers (each sees
+    its shard).
+    """
+
+    def __init__(self, expected: int, say, measure: bool = True):
+        self.expected, self.say, self.measure = expected, say, measure
+        self.missing: int | None = None
+        self._seen, self._said = None, False
+
+    def wrap(self, dataset):
+        if not self.measure:
+            return dataset
+        import tensorflow as tf
+
+        with tf.device("/cpu:0"):
+            self._seen = tf.Variable(0, dtype=tf.int64, trainable=False)
+        seen = self._seen
+
+        def running(total, batch):
+            total = total + tf.cast(tf.shape(batch[1])[0], tf.int64)
+            return total, (batch, total)
+
+        def record(batch, total):
+            with tf.control_dependencies([seen.assign(tf.maximum(seen, total))]):
+                return tf.nest.map_structure(tf.identity, batch)
+
+        return dataset.scan(tf.constant(0, tf.int64), running).map(record)
+
+    def callback(self):
+        """Counts after the first epoch; says so at the next epoch's start or the end, below Keras's progress bar."""
+        import keras
+
+        return keras.callbacks.LambdaCallback(
+            on_epoch_end=lambda epoch, logs=None: self._count(),
+            on_epoch_begin=lambda epoch, logs=None: self._say(),
+            on_train_end=lambda logs=None: self._say())
+
+    def _count(self) -> None:
+        if self._seen is not None and self.missing is None:
+            self.missing = self.expected - int(self._seen.numpy())
+
+    def _say(self) -> None:
+        if self.missing and not self._said:
+            self._said = True
+            self.say(f"note: {self.missing} of {self.expected} training images passed the folder "
+                     "scan but TensorFlow could not decode them; they were left out, and each "
+                     "epoch is filled up from the next pass")
+
+
+def _known_lengths(datasets, batch_size: int, counter: _DecodedImages, say):
+    """The training and validation pipelines with a known number of batches, and the validation images.
+
+    With a known length every epoch has a progress bar. The training pipeline
+    repeats and is cut at the epoch's batches, so that an image the pipeline
+    drops (it passed the scan but does not decode) cannot end an epoch early:
+    its place is filled from the next pass, and `_DecodedImages` counts it.
+    The validation images are counted in one pass before training (which
+    fills their cache), so that the length given to Keras, and the report's
+    number, are exact.
     """
     import tensorflow as tf
 
-    def known(dataset, images):
-        if int(dataset.cardinality()) == int(tf.data.UNKNOWN_CARDINALITY):
-            dataset = dataset.apply(tf.data.experimental.assert_cardinality(
-                math.ceil(images / batch_size)))
-        return dataset
-
+    root = datasets.report.get("root")
     if datasets.num_train == 0 or datasets.num_val == 0:
-        raise AlexnetTutError(f"no training or validation images in {datasets.report.get('root')}")
-    return known(datasets.train, datasets.num_train), known(datasets.val, datasets.num_val)
+        raise AlexnetTutError(f"no training or validation images in {root}")
+    steps = math.ceil(datasets.num_train / batch_size)
+    train = counter.wrap(datasets.train).repeat().take(steps)
+    num_val = int(datasets.val.reduce(np.int64(0), lambda n, batch: n + tf.cast(
+        tf.shape(batch[1])[0], tf.int64)))
+    if num_val == 0:
+        raise AlexnetTutError(
+            f"none of the {datasets.num_val} validation images in {root} could be decoded by "
+            "TensorFlow, though they passed the folder scan: replace them (see "
+            "`alexnet-tut data scan`)")
+    if num_val < datasets.num_val:
+        say(f"note: {datasets.num_val - num_val} of {datasets.num_val} validation images passed "
+            "the folder scan but TensorFlow could not decode them; they were left out")
+    val = datasets.val.apply(tf.data.experimental.assert_cardinality(math.ceil(num_val / batch_size)))
+    return train, val, num_val
+
+
+@contextlib.contextmanager
+def _out_of_memory_is_a_usage_error(batch_size: int, tf):
+    """Turn TensorFlow's out-of-memory error into a one-line error that names the batch to lower."""
+    try:
+        yield
+    except (tf.errors.ResourceExhaustedError, MemoryError) as error:
+        raise AlexnetTutError(
+            f"out of memory with batches of {batch_size}: pass a smaller --batch-size "
+            "(the learning rate follows it)") from error
 
 
 def _build_and_compile(strategy, variant, prof, num_classes, recipe, batch_size, precision,
                        jit_compile, steps_per_execution) -> keras.Model:
     """The model under the strategy and the dtype policy, compiled with the recipe."""
+    import keras
+
+    from alexnet_tut.solver import build_model, compile_model
+
     previous_policy = keras.mixed_precision.dtype_policy()
     keras.mixed_precision.set_dtype_policy(precision)
     try:
@@ -251,6 +417,8 @@ def _check_workers_agree(strategy, done: int) -> None:
     same epoch, but a crash can fall between two of them saving; resuming from
     different epochs would train different models in lockstep, or hang.
     """
+    from alexnet_tut import devices
+
     if not devices.is_multi_worker(strategy):
         return
     import tensorflow as tf
@@ -281,6 +449,11 @@ def _fast_forward(dataset, epochs: int) -> None:
 
 def _report(model, datasets, val_data, out, source, prof, variant, recipe, schedule, epochs,
             batch_size, precision, replicas, resumed_from, started) -> dict:
+    import keras
+
+    from alexnet_tut import checkpoints
+    from alexnet_tut.evaluation import ten_crop_top1
+
     ten_crop = datasets.val_ten_crop
     if prof.rehearsal:
         val_data, ten_crop = val_data.take(REHEARSAL_STEPS), ten_crop.take(REHEARSAL_STEPS)
@@ -328,8 +501,9 @@ def format_report(report: dict) -> str:
     return (
         f"validation top-1 {report['top1']:.1%}, top-5 {report['top5']:.1%}, "
         f"10-crop top-1 {report['ten_crop_top1']:.1%} "
-        f"({report['num_val']} images, {report['num_classes']} classes)\n"
+        f"({report['num_val']} images, {report['num_classes']} "
+        f"class{'' if report['num_classes'] == 1 else 'es'})\n"
         f"{report['epochs_in_history']} epochs, {report['images_per_sec']:.1f} training images/s, "
         f"wall time {report['wall_time_s']:.1f} s; report: "
-        f"{Path(report['run_dir']) / checkpoints.REPORT_JSON}"
+        f"{Path(report['run_dir']) / runfolder.REPORT_JSON}"
     )

@@ -7,13 +7,13 @@ already downloaded, a download when online, else the offline stand-in.
 from __future__ import annotations
 
 import os
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from alexnet_tut import downloads
 from alexnet_tut.data.home import data_home
-from alexnet_tut.data.imagenette import download_imagenette, find_imagenette
-from alexnet_tut.data.standin import STANDIN_DESCRIPTION, STANDIN_MARKER, write_standin
+from alexnet_tut.data.imagenette import IMAGENETTE_URL, download_imagenette, find_imagenette
+from alexnet_tut.data.standin import STANDIN_DESCRIPTION, STANDIN_DIRNAME, STANDIN_MARKER, write_standin
 from alexnet_tut.errors import AlexnetTutError
 from alexnet_tut.files import display_path
 
@@ -45,19 +45,17 @@ def _source_for(root: Path, note: str = "") -> DataSource:
     return DataSource(root, kind, f"{what} at {display_path(root)}{note}")
 
 
-def _online(host: str = "s3.amazonaws.com", timeout: float = 3.0) -> bool:
-    try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
+def _online(timeout: float = 3.0) -> bool:
+    """Whether Imagenette's server answers: ``$ALEXNET_TUT_MIRROR`` when it is set."""
+    return downloads.reachable(IMAGENETTE_URL.format(name="imagenette2-160"), timeout=timeout)
 
 
 def _existing_folder(path: str | os.PathLike, label: str, hint: str) -> Path:
     """``path`` as a Path, or a one-line error naming it and what was expected."""
     folder = Path(path).expanduser()
     if not folder.is_dir():
-        raise AlexnetTutError(f"{label} does not exist (expected an ImageNet-layout folder: {hint})")
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise AlexnetTutError(f"{label} {what} (expected an ImageNet-layout folder: {hint})")
     return folder
 
 
@@ -67,8 +65,9 @@ def resolve_source(profile, data_dir: Path | None = None) -> DataSource:
     In order: ``data_dir`` when given; else ``$ALEXNET_TUT_DATA``; else an
     Imagenette copy already extracted in `data_home`; else a download of
     Imagenette (160 px when the profile resizes to 160 or less, else 320 px)
-    unless ``$ALEXNET_TUT_OFFLINE`` is set or the network is unreachable;
-    else the offline stand-in, written once to ``<data_home>/alexnet-tut-standin``.
+    unless ``$ALEXNET_TUT_OFFLINE`` is set or the server (the mirror when
+    ``$ALEXNET_TUT_MIRROR`` is set) is unreachable;
+    else the offline stand-in, written once to ``<data_home>/alexnet-tut-standin-v<version>``.
     A profile with ``standin_only`` (``smoke``) skips the environment variable,
     Imagenette and the download, so its results do not depend on the machine;
     an explicit ``data_dir`` still wins. When a download fails the
@@ -91,11 +90,12 @@ def resolve_source(profile, data_dir: Path | None = None) -> DataSource:
         if os.environ.get("ALEXNET_TUT_OFFLINE"):
             note = " (ALEXNET_TUT_OFFLINE is set, so no download was tried)"
         elif not _online():
-            note = " (offline: Imagenette could not be downloaded)"
+            where = f"{downloads.MIRROR_ENV} does not answer" if downloads.mirror() else "offline"
+            note = f" ({where}: Imagenette could not be downloaded)"
         else:
             try:
                 return _source_for(download_imagenette(size))
             except Exception as error:  # any failure falls back to the stand-in
                 note = f" (Imagenette download failed: {error})"
-    root = write_standin(data_home() / "alexnet-tut-standin")
+    root = write_standin(data_home() / STANDIN_DIRNAME)
     return _source_for(root, note)
