@@ -226,9 +226,9 @@ def offline_standin(standin, monkeypatch):
 
 
 def test_smoke_profile_uses_the_standin_without_trying_the_network(offline_standin, monkeypatch):
-    from alexnet_tut.data import sources
+    from alexnet_tut import downloads
 
-    monkeypatch.setattr(sources, "_online", lambda *a, **k: pytest.fail("checked the network"))
+    monkeypatch.setattr(downloads, "reachable", lambda *a, **k: pytest.fail("checked the network"))
     images = ablations.load_small_images(get_profile("smoke"))
     report = data.scan(offline_standin)
     budget = ablations.budget_for("smoke")
@@ -250,10 +250,10 @@ def test_offline_variable_means_no_download_under_cpu(offline_standin, monkeypat
 
 
 def test_a_failed_download_falls_back_to_the_standin(offline_standin, monkeypatch):
-    from alexnet_tut.data import sources
+    from alexnet_tut import downloads
 
     monkeypatch.delenv("ALEXNET_TUT_OFFLINE", raising=False)
-    monkeypatch.setattr(sources, "_online", lambda *a, **k: True)
+    monkeypatch.setattr(downloads, "reachable", lambda *a, **k: True)
 
     def broken():
         raise OSError("connection reset")

@@ -135,6 +135,20 @@ def test_the_pretrained_loader_downloads_through_the_mirror(mirror, tmp_path):
     assert not (tmp_path / "other" / "models" / "imagenet_class_index.json").exists()
 
 
+def test_trusting_new_checksums_accepts_the_mirrors_own_files_with_a_note(mirror, tmp_path,
+                                                                       monkeypatch, capsys):
+    # What `make rehearse` does: its mirror serves random weights under the published name.
+    mirror.payloads["/models/alexnet-owt-7be5be79.pth"] = b"random weights, not torchvision's"
+    with pytest.raises(AlexnetTutError, match="SHA-256 starts"):
+        pretrained.fetch_torchvision_weights(str(tmp_path / "strict"))
+    monkeypatch.setenv(downloads.TRUST_ENV, "1")
+    path = pretrained.fetch_torchvision_weights(str(tmp_path / "trusting"))
+    names = pretrained.imagenet_class_names(str(tmp_path / "trusting"))  # not the pinned md5 either
+    assert Path(path).read_bytes() == b"random weights, not torchvision's" and len(names) == 1000
+    notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note:")]
+    assert len(notes) == 2 and all(downloads.TRUST_ENV in note for note in notes)
+
+
 def test_a_download_folder_that_cannot_be_written_is_one_line(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(AlexnetTutError, match="is a file, not a folder"):

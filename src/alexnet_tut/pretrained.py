@@ -248,7 +248,10 @@ def _check_hash_prefix(path: str, fname: str, downloaded: bool = True) -> None:
         )
     expected = match.group(1)
     actual = file_digests(path, ("sha256",))["sha256"]
-    if not actual.startswith(expected):
+    if not actual.startswith(expected) and downloads.trust_new_checksums():
+        print(f"note: accepting {fname}, whose SHA-256 starts {actual[:len(expected)]}, not "
+              f"{expected}, because {downloads.TRUST_ENV} is set")
+    elif not actual.startswith(expected):
         raise AlexnetTutError(
             f"{fname} is corrupt or not the published file: its SHA-256 starts "
             f"{actual[:len(expected)]}, expected {expected}; " + _discard(path, downloaded))

@@ -56,7 +56,7 @@ class Profile:
     def describe(self) -> str:
         """One line for people: the profile and, when on, the rehearsal."""
         line = (f"profile {self.name}: {self.image_size}px crops of {self.resize}px images, "
-                f"batch {self.batch_size}, {self.epochs} epochs")
+                f"batch {self.batch_size}, {self.epochs} epoch{'' if self.epochs == 1 else 's'}")
         if self.rehearsal:
             line += (f" (REHEARSAL: at most {REHEARSAL_STEPS} steps per epoch, "
                      f"{REHEARSAL_EPOCHS} epochs, {REHEARSAL_STEPS} evaluation batches)")

@@ -260,3 +260,16 @@ def open_run_folder(out: Path, *, remove_if_failed: bool = True) -> Iterator[Pat
         if created and remove_if_failed and not run_started(out):
             shutil.rmtree(out, ignore_errors=True)
         raise
+
+
+def fresh_cache_dir(out: Path) -> Path:
+    """The run folder's ``cache/``, without the half-written files of a killed run.
+
+    TensorFlow writes a disk cache during the first epoch and leaves a lock
+    file behind if the process dies; such a cache can never be read. The
+    folder is the package's own, so it is emptied and filled again.
+    """
+    folder = out / CACHE_DIR
+    if folder.is_dir() and any(folder.glob("*.lockfile")):
+        shutil.rmtree(folder)
+    return folder

@@ -4,11 +4,13 @@
 steps it takes: choose the devices, check the run folder, find and load the
 data, build and compile the model, restore a checkpoint if there is one,
 train with ``Model.fit``, and report top-1, top-5 and the ten-patch test.
-The pieces live in their own modules: `alexnet_tut.recipe` (the choices),
-`alexnet_tut.solver` (optimizer, loss, learning-rate schedule),
-`alexnet_tut.checkpoints` (the run folder and resume), `alexnet_tut.data`
-(the pipeline), `alexnet_tut.devices` (precision and distribution) and
-`alexnet_tut.evaluation`.
+The pieces live in their own modules: `alexnet_tut.runfolder` (the run
+folder, checked and locked before TensorFlow loads), `alexnet_tut.recipe`
+(the choices), `alexnet_tut.solver` (optimizer, loss, learning-rate
+schedule), `alexnet_tut.data` (the pipeline), `alexnet_tut.batches` (epochs
+of a known length, what the pipeline dropped), `alexnet_tut.checkpoints`
+(backup and resume), `alexnet_tut.devices` (precision and distribution),
+`alexnet_tut.evaluation` and `alexnet_tut.report`.
 
 On a GPU the run uses mixed precision, XLA (Keras's ``jit_compile="auto"``)
 and several steps per compiled call; with several GPUs it trains
@@ -21,22 +23,20 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
-import shutil
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
-import numpy as np
 
-from alexnet_tut import runfolder
+from alexnet_tut import batches, runfolder
 from alexnet_tut.architectures import VARIANTS
 from alexnet_tut.errors import AlexnetTutError
 from alexnet_tut.files import atomic_write_text
 from alexnet_tut.profiles import REHEARSAL_EPOCHS, REHEARSAL_STEPS, Profile, get_profile
 from alexnet_tut.recipe import Recipe, get_recipe
+from alexnet_tut.report import format_report, make_report
 
 if TYPE_CHECKING:  # Keras (and TensorFlow) load only once the run folder and the data are checked
     import keras
@@ -156,19 +156,19 @@ def _train(source, out: Path, settings: dict, before: dict | None, *, batch_give
     keras.utils.set_random_seed(seed)
     batch_size = settings["batch_size"]
     datasets = data.load_datasets(source.root, prof, batch_size=batch_size, seed=seed,
-                                  cache=cache, cache_dir=_fresh_cache_dir(out))
-    fitted = _batch_for(batch_size, datasets.num_train, batch_given, say)
+                                  cache=cache, cache_dir=runfolder.fresh_cache_dir(out))
+    fitted = batches.batch_for(batch_size, datasets.num_train, batch_given, say)
     if fitted != batch_size:  # only for a training set smaller than the profile's batch: cheap
         batch_size = settings["batch_size"] = fitted
         keras.utils.set_random_seed(seed)
         datasets = data.load_datasets(source.root, prof, batch_size=batch_size, seed=seed,
-                                      cache=cache, cache_dir=_fresh_cache_dir(out))
+                                      cache=cache, cache_dir=runfolder.fresh_cache_dir(out))
     config = {**settings, "class_ids": list(datasets.report["class_ids"])}
     if before is not None:
         runfolder.check_settings(out, before, config)
-    counter = _DecodedImages(datasets.num_train, say, measure=not devices.is_multi_worker(strategy)
+    counter = batches.DecodedImages(datasets.num_train, say, measure=not devices.is_multi_worker(strategy)
                              and not prof.rehearsal)
-    train_data, val_data, num_val = _known_lengths(datasets, batch_size, counter, say)
+    train_data, val_data, num_val = batches.known_lengths(datasets, batch_size, counter, say)
     if prof.rehearsal:  # a few batches, but each epoch a new pass, as in a real run
         epochs = min(epochs, REHEARSAL_EPOCHS)
         train_data, val_data = train_data.take(REHEARSAL_STEPS), val_data.take(REHEARSAL_STEPS)
@@ -201,7 +201,7 @@ def _train(source, out: Path, settings: dict, before: dict | None, *, batch_give
 
     if 0 < done < epochs and not prof.rehearsal:  # a finished run needs no replay
         say(f"replaying the data order of the {done} finished epoch(s)")
-        _fast_forward(train_data, done)
+        batches.fast_forward(train_data, done)
 
     schedule = LearningRateSchedule(recipe, batch_size, verbose=1 if say is print else 0)
     schedule.restore((state or {}).get("callbacks", {}).get("schedule"))
@@ -225,7 +225,7 @@ def _train(source, out: Path, settings: dict, before: dict | None, *, batch_give
                                                   save_freq=checkpoint_every_steps or "epoch",
                                                   extra_state={"schedule": schedule.get_state}),
                   ])
-        report = _report(model, datasets, val_data, out, source, prof, variant, recipe, schedule,
+        report = make_report(model, datasets, val_data, out, source, prof, variant, recipe, schedule,
                          epochs, batch_size, precision, strategy.num_replicas_in_sync, done,
                          started)
     report["num_val"] = num_val
@@ -258,126 +258,6 @@ def _worker_folder(out: Path) -> Path:
     from alexnet_tut.distribute import worker_suffix
 
     return out / worker_suffix()
-
-
-def _fresh_cache_dir(out: Path) -> Path:
-    """The run folder's ``cache/``, without the half-written files of a killed run.
-
-    TensorFlow writes a disk cache during the first epoch and leaves a lock
-    file behind if the process dies; such a cache can never be read. The
-    folder is the package's own, so it is emptied and filled again.
-    """
-    folder = out / runfolder.CACHE_DIR
-    if folder.is_dir() and any(folder.glob("*.lockfile")):
-        shutil.rmtree(folder)
-    return folder
-
-
-def _batch_for(batch_size: int, num_train: int, batch_given: bool, say) -> int:
-    """The batch the run uses: a batch larger than the training set is refused, or lowered.
-
-    A batch the user asked for is refused in one line; the profile's own is
-    lowered to the training set's size, with a note. (A batch larger than the
-    data would hold one partial batch per epoch, at a learning rate scaled
-    for the batch asked for.)
-    """
-    if batch_size <= num_train:
-        return batch_size
-    if batch_given:
-        raise AlexnetTutError(
-            f"--batch-size {batch_size:,} is larger than the training set ({num_train:,} images): "
-            f"choose at most {num_train:,}")
-    say(f"note: the profile's batch of {batch_size} is larger than the training set "
-        f"({num_train} images); training with batches of {num_train}")
-    return num_train
-
-
-class _DecodedImages:
-    """Counts the training images one pass of the pipeline yields, and says once how many were dropped.
-
-    The folder scan checks every file's structure; a file that passes and
-    still cannot be decoded is dropped by the pipeline (``ignore_errors``).
-    The count is a running total per pass (``Dataset.scan``) whose largest
-    value a CPU variable keeps; it is read after the first epoch. Off in a
-    rehearsal (a pass is not finished) and on several workers (each sees
-    its shard).
-    """
-
-    def __init__(self, expected: int, say, measure: bool = True):
-        self.expected, self.say, self.measure = expected, say, measure
-        self.missing: int | None = None
-        self._seen, self._said = None, False
-
-    def wrap(self, dataset):
-        if not self.measure:
-            return dataset
-        import tensorflow as tf
-
-        with tf.device("/cpu:0"):
-            self._seen = tf.Variable(0, dtype=tf.int64, trainable=False)
-        seen = self._seen
-
-        def running(total, batch):
-            total = total + tf.cast(tf.shape(batch[1])[0], tf.int64)
-            return total, (batch, total)
-
-        def record(batch, total):
-            with tf.control_dependencies([seen.assign(tf.maximum(seen, total))]):
-                return tf.nest.map_structure(tf.identity, batch)
-
-        return dataset.scan(tf.constant(0, tf.int64), running).map(record)
-
-    def callback(self):
-        """Counts after the first epoch; says so at the next epoch's start or the end, below Keras's progress bar."""
-        import keras
-
-        return keras.callbacks.LambdaCallback(
-            on_epoch_end=lambda epoch, logs=None: self._count(),
-            on_epoch_begin=lambda epoch, logs=None: self._say(),
-            on_train_end=lambda logs=None: self._say())
-
-    def _count(self) -> None:
-        if self._seen is not None and self.missing is None:
-            self.missing = self.expected - int(self._seen.numpy())
-
-    def _say(self) -> None:
-        if self.missing and not self._said:
-            self._said = True
-            self.say(f"note: {self.missing} of {self.expected} training images passed the folder "
-                     "scan but TensorFlow could not decode them; they were left out, and each "
-                     "epoch is filled up from the next pass")
-
-
-def _known_lengths(datasets, batch_size: int, counter: _DecodedImages, say):
-    """The training and validation pipelines with a known number of batches, and the validation images.
-
-    With a known length every epoch has a progress bar. The training pipeline
-    repeats and is cut at the epoch's batches, so that an image the pipeline
-    drops (it passed the scan but does not decode) cannot end an epoch early:
-    its place is filled from the next pass, and `_DecodedImages` counts it.
-    The validation images are counted in one pass before training (which
-    fills their cache), so that the length given to Keras, and the report's
-    number, are exact.
-    """
-    import tensorflow as tf
-
-    root = datasets.report.get("root")
-    if datasets.num_train == 0 or datasets.num_val == 0:
-        raise AlexnetTutError(f"no training or validation images in {root}")
-    steps = math.ceil(datasets.num_train / batch_size)
-    train = counter.wrap(datasets.train).repeat().take(steps)
-    num_val = int(datasets.val.reduce(np.int64(0), lambda n, batch: n + tf.cast(
-        tf.shape(batch[1])[0], tf.int64)))
-    if num_val == 0:
-        raise AlexnetTutError(
-            f"none of the {datasets.num_val} validation images in {root} could be decoded by "
-            "TensorFlow, though they passed the folder scan: replace them (see "
-            "`alexnet-tut data scan`)")
-    if num_val < datasets.num_val:
-        say(f"note: {datasets.num_val - num_val} of {datasets.num_val} validation images passed "
-            "the folder scan but TensorFlow could not decode them; they were left out")
-    val = datasets.val.apply(tf.data.experimental.assert_cardinality(math.ceil(num_val / batch_size)))
-    return train, val, num_val
 
 
 @contextlib.contextmanager
@@ -433,77 +313,3 @@ def _check_workers_agree(strategy, done: int) -> None:
             "(all workers hold the same weights after the same epoch), then --resume again")
 
 
-def _fast_forward(dataset, epochs: int) -> None:
-    """Draw ``epochs`` passes from ``dataset`` without training, so the next pass is a new one.
-
-    The pipeline reshuffles and redraws its crops, mirrors and colour shifts on
-    every pass. A resumed run that started its data from the first pass again
-    would train on exactly the batches it has already seen. Replaying the
-    passes costs input-pipeline time only, and gives the batches an
-    uninterrupted run would have seen.
-    """
-    for _ in range(epochs):
-        for _ in dataset:
-            pass
-
-
-def _report(model, datasets, val_data, out, source, prof, variant, recipe, schedule, epochs,
-            batch_size, precision, replicas, resumed_from, started) -> dict:
-    import keras
-
-    from alexnet_tut import checkpoints
-    from alexnet_tut.evaluation import ten_crop_top1
-
-    ten_crop = datasets.val_ten_crop
-    if prof.rehearsal:
-        val_data, ten_crop = val_data.take(REHEARSAL_STEPS), ten_crop.take(REHEARSAL_STEPS)
-    results = model.evaluate(val_data, verbose=0, return_dict=True)
-    history = checkpoints.read_history(out)
-    speeds = [row["images_per_sec"] for row in history if "images_per_sec" in row]
-    steady = speeds[1:] or speeds  # the first epoch includes compilation
-    learning_rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
-    return {
-        "top1": float(results["top1"]),
-        "top5": float(results["top5"]),
-        "ten_crop_top1": ten_crop_top1(model, ten_crop),
-        "val_loss": float(results["loss"]),
-        "best_val_top1": max((row["val_top1"] for row in history), default=math.nan),
-        "images_per_sec": float(np.median(steady)) if steady else math.nan,
-        "wall_time_s": time.perf_counter() - started,
-        "train_time_s": float(sum(row.get("epoch_time_s", 0.0) for row in history)),
-        "epochs": epochs,
-        "epochs_in_history": len(history),
-        "resumed_from_epoch": resumed_from,
-        "iterations": int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
-        "learning_rate": learning_rate,
-        "lr_reductions": schedule.reductions(learning_rate),
-        "data_source": source.description,
-        "data_kind": source.kind,
-        "profile": prof.name,
-        "rehearsal": prof.rehearsal,
-        "variant": variant,
-        "recipe": recipe.name,
-        "image_size": prof.image_size,
-        "batch_size": batch_size,
-        "num_train": datasets.num_train,
-        "num_val": datasets.num_val,
-        "num_classes": len(datasets.class_names),
-        "params": int(model.count_params()),
-        "precision": precision,
-        "replicas": replicas,
-        "keras_backend": keras.backend.backend(),
-        "run_dir": str(out),
-    }
-
-
-def format_report(report: dict) -> str:
-    """The report as a few human lines."""
-    return (
-        f"validation top-1 {report['top1']:.1%}, top-5 {report['top5']:.1%}, "
-        f"10-crop top-1 {report['ten_crop_top1']:.1%} "
-        f"({report['num_val']} images, {report['num_classes']} "
-        f"class{'' if report['num_classes'] == 1 else 'es'})\n"
-        f"{report['epochs_in_history']} epochs, {report['images_per_sec']:.1f} training images/s, "
-        f"wall time {report['wall_time_s']:.1f} s; report: "
-        f"{Path(report['run_dir']) / runfolder.REPORT_JSON}"
-    )

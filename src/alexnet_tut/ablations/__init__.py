@@ -24,7 +24,7 @@ same seed comes from the change and from nothing else we control.
 """
 
 from alexnet_tut.ablations.data import (  # noqa: F401
-    BUDGETS, Budget, CIFAR10_CLASSES, CIFAR10_HOST, IMAGE_SIZE, PAPER_THRESHOLD,
+    BUDGETS, Budget, CIFAR10_CLASSES, CIFAR10_URL, IMAGE_SIZE, PAPER_THRESHOLD,
     SmallImages, budget_for, chance_error, load_small_images, race_threshold, small_image,
     standin_files)
 from alexnet_tut.ablations.network import (  # noqa: F401

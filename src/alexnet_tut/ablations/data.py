@@ -23,7 +23,8 @@ IMAGE_SIZE = 32
 
 CIFAR10_CLASSES: tuple[str, ...] = ("airplane", "automobile", "bird", "cat", "deer",
                                     "dog", "frog", "horse", "ship", "truck")
-CIFAR10_HOST = "www.cs.toronto.edu"  # where keras.datasets.cifar10 downloads from
+#: What ``keras.datasets.cifar10`` downloads (Keras fetches it itself, not through ALEXNET_TUT_MIRROR).
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 
 #: The paper's Figure 1 threshold: 25 % training error on CIFAR-10.
 PAPER_THRESHOLD = 0.25
@@ -184,9 +185,9 @@ def _try_cifar10(profile) -> tuple[tuple | None, str]:
     if os.environ.get("ALEXNET_TUT_OFFLINE") and not cached:
         return None, "ALEXNET_TUT_OFFLINE is set, so no download was tried"
     if not cached:
-        from alexnet_tut.data.sources import _online
+        from alexnet_tut import downloads
 
-        if not _online(CIFAR10_HOST):
+        if not downloads.reachable(CIFAR10_URL, through_mirror=False):
             return None, "offline: CIFAR-10 could not be downloaded"
     try:
         import keras

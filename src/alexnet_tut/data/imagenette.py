@@ -151,9 +151,9 @@ def _accepted_md5(path: Path, origin: str, md5: str, sha256: str | None, nbytes:
     if got["md5"] == md5 and (not sha256 or got["sha256"] == sha256):
         return md5
     got_size = path.stat().st_size
-    if trust_new_checksum:
+    if trust_new_checksum or downloads.trust_new_checksums():
         print(f"note: accepting {path.name} with md5 {got['md5']} (pinned: {md5}) "
-              "because trust_new_checksum is set")
+              f"because {'trust_new_checksum' if trust_new_checksum else downloads.TRUST_ENV} is set")
         return got["md5"]
     expected = f"md5 {md5}" + (f" ({nbytes:,} bytes)" if nbytes else "")
     trust = ("If the archive was re-uploaded and you trust it, run again with "
