@@ -1,14 +1,12 @@
 """The machine: CPU features read from /proc/cpuinfo, precision by capability, and the oneDNN choice
 made before TensorFlow starts (both branches, in fresh processes)."""
 
-import json
 import os
-import subprocess
-import sys
 
 import pytest
 
 from alexnet_tut import devices
+from processes import run_python
 
 CPUINFO = """processor\t: 0
 model name\t: AMD EPYC 7B13
@@ -43,15 +41,6 @@ def test_gpu_precision_follows_the_compute_capability(monkeypatch):
         assert devices.training_precision() == expected
 
 
-def in_fresh_python(code: str, **env: str | None) -> dict:
-    environment = {k: v for k, v in os.environ.items() if k not in env}
-    environment.update({k: v for k, v in env.items() if v is not None})
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120, env=environment)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 CHOICE = """
 import json, os
 import alexnet_tut
@@ -64,19 +53,19 @@ print(json.dumps({"choice": devices.CPU_KERNELS_CHOICE, "onednn": devices.onednn
 
 @pytest.mark.skipif(os.uname().machine != "x86_64", reason="the choice is made on x86-64 only")
 def test_importing_the_package_turns_onednn_on_before_tensorflow_starts():
-    result = in_fresh_python(CHOICE, TF_ENABLE_ONEDNN_OPTS=None)
+    result = run_python(CHOICE, TF_ENABLE_ONEDNN_OPTS=None)
     assert result["env"] == "1" and result["onednn"] is True
     assert "set by alexnet_tut" in result["choice"]
 
 
 @pytest.mark.parametrize("value, onednn", [("0", False), ("1", True)])
 def test_a_users_onednn_setting_is_left_alone(value, onednn):
-    result = in_fresh_python(CHOICE, TF_ENABLE_ONEDNN_OPTS=value)
+    result = run_python(CHOICE, TF_ENABLE_ONEDNN_OPTS=value)
     assert result["env"] == value and result["onednn"] is onednn
     assert "your setting" in result["choice"]
 
 
 def test_too_late_when_tensorflow_started_first():
     code = "import tensorflow\n" + CHOICE
-    result = in_fresh_python(code, TF_ENABLE_ONEDNN_OPTS=None)
+    result = run_python(code, TF_ENABLE_ONEDNN_OPTS=None)
     assert result["env"] is None and "TensorFlow started before" in result["choice"]

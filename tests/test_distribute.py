@@ -8,9 +8,6 @@ has started it.
 
 import json
 import os
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -18,6 +15,7 @@ import pytest
 from alexnet_tut import distribute
 from alexnet_tut.errors import AlexnetTutError
 from alexnet_tut.models import build_alexnet
+from processes import run_python
 
 # Per-layer parameters of the paper model (Caffe's bvlc_alexnet) and of torchvision's
 # alexnet (64-192-384-256-256: k·k·c_in·c_out + c_out).
@@ -37,15 +35,6 @@ def branches():
 @pytest.fixture(scope="module")
 def torchvision_model():
     return build_alexnet("torchvision")
-
-
-def run_python(script: str, timeout: float = 300) -> dict:
-    """Run ``script`` in a fresh interpreter and return the JSON object it prints last."""
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True,
-        timeout=timeout, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.parametrize("workers, factor", [(1, 0.0), (2, 1.0), (4, 1.5), (8, 1.75)])

@@ -136,6 +136,14 @@ def test_paper_init_sets_the_papers_biases():
 # PaperSGD against the paper's rule written out, and against PyTorch
 # --------------------------------------------------------------------------
 
+def kernel_only(w0: np.ndarray) -> keras.layers.Dense:
+    """A bias-free Dense layer whose kernel starts at ``w0``: one weight tensor to update."""
+    layer = keras.layers.Dense(w0.shape[1], use_bias=False)
+    layer.build((None, w0.shape[0]))
+    layer.set_weights([w0])
+    return layer
+
+
 def _sgd_steps_in_numpy(w, grads, lr, momentum, decay, decayed):
     """The paper's §5 update, written out: v <- 0.9 v - decay·lr·w - lr·grad; w <- w + v."""
     w, v = w.copy(), np.zeros_like(w)
@@ -178,10 +186,8 @@ def test_paper_sgd_is_the_papers_update_rule_on_kernels_and_spares_biases(compil
 
 def test_paper_sgd_without_momentum_still_decays_kernels():
     rng = np.random.default_rng(2)
-    layer = keras.layers.Dense(2, use_bias=False)
-    layer.build((None, 3))
     w0 = rng.normal(size=(3, 2)).astype("float32")
-    layer.set_weights([w0])
+    layer = kernel_only(w0)
     optimizer = solver.PaperSGD(learning_rate=0.1, momentum=0.0, paper_weight_decay=0.05)
     grads = [rng.normal(size=(3, 2)).astype("float32") for _ in range(3)]
     for g in grads:
@@ -207,9 +213,7 @@ def test_paper_sgd_matches_pytorch_sgd_with_weight_decay():
     rng = np.random.default_rng(1)
     w0 = rng.normal(size=(5, 2)).astype("float32")
     grads = [rng.normal(size=(5, 2)).astype("float32") for _ in range(4)]
-    layer = keras.layers.Dense(2, use_bias=False)
-    layer.build((None, 5))
-    layer.set_weights([w0])
+    layer = kernel_only(w0)
     optimizer = solver.PaperSGD(learning_rate=0.01, momentum=0.9, paper_weight_decay=5e-4)
     param = torch.nn.Parameter(torch.tensor(w0))
     reference = torch.optim.SGD([param], lr=0.01, momentum=0.9, weight_decay=5e-4)
@@ -236,9 +240,7 @@ def test_paper_sgd_gives_the_same_weights_with_and_without_the_fused_update(fast
     rng = np.random.default_rng(3)
     w0 = rng.normal(size=(6, 4)).astype("float32")
     grads = [rng.normal(size=(6, 4)).astype("float32") for _ in range(3)]
-    layer = keras.layers.Dense(4, use_bias=False)
-    layer.build((None, 6))
-    layer.set_weights([w0])
+    layer = kernel_only(w0)
     optimizer = solver.PaperSGD(learning_rate=0.05, momentum=0.9, paper_weight_decay=0.01)
     before = speedups.enabled()
     speedups.set_enabled(fast)

@@ -7,11 +7,6 @@ a fresh Python process, because TensorFlow can split the CPU only before its
 runtime starts, and this process may have started it.
 """
 
-import json
-import os
-import subprocess
-import sys
-import textwrap
 
 import keras
 import numpy as np
@@ -20,6 +15,7 @@ import pytest
 from alexnet_tut import towers
 from alexnet_tut.errors import AlexnetTutError
 from alexnet_tut.models import build_alexnet
+from processes import run_python
 
 needs_tensorflow = pytest.mark.skipif(
     keras.backend.backend() != "tensorflow", reason="placing work on devices uses TensorFlow")
@@ -126,15 +122,6 @@ def test_two_device_step_moves_the_tower_crossings_forward_and_their_gradients_b
 def test_place_towers_wants_one_device_per_tower(small_branches):
     with pytest.raises(AlexnetTutError, match="2 towers"):
         towers.place_towers(small_branches, ["/device:CPU:0"])
-
-
-def run_python(script: str, timeout: float = 300) -> dict:
-    """Run ``script`` in a fresh interpreter and return the JSON object it prints last."""
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True,
-        timeout=timeout, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 @needs_tensorflow

@@ -207,11 +207,5 @@ class PCAColorAugmentation(keras.layers.Layer):
         return input_shape
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            eigenvalues=self.eigenvalues,
-            eigenvectors=self.eigenvectors,
-            stddev=self.stddev,
-            seed=self.seed,
-        )
-        return config
+        return {**super().get_config(), "eigenvalues": self.eigenvalues,
+                "eigenvectors": self.eigenvectors, "stddev": self.stddev, "seed": self.seed}

@@ -61,15 +61,20 @@ def _damaged(path: Path, why: str, what_to_do: str = _START_OVER) -> AlexnetTutE
 # Reading the folder's files
 # --------------------------------------------------------------------------
 
+def _read_json(path: Path):
+    """The JSON in ``path``; a file that is not readable JSON is a one-line error naming it."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise _damaged(path, f"not readable JSON: {one_line(error)}") from error
+
+
 def read_config(out: Path) -> dict | None:
     """The run's ``config.json``, or ``None``; a damaged or foreign file is a one-line error."""
     path = Path(out) / CONFIG_JSON
     if not path.exists():
         return None
-    try:
-        config = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise _damaged(path, f"not readable JSON: {one_line(error)}") from error
+    config = _read_json(path)
     if not isinstance(config, dict) or not all(key in config for key in _CONFIG_KEYS):
         raise AlexnetTutError(
             f"{path} was not written by alexnet-tut (it lacks {', '.join(_CONFIG_KEYS)}): "
@@ -87,10 +92,7 @@ def read_state(backup_dir: Path) -> dict | None:
     path = Path(backup_dir) / STATE_FILE
     if not path.exists():
         return None
-    try:
-        state = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise _damaged(path, f"not readable JSON: {one_line(error)}") from error
+    state = _read_json(path)
     if (not isinstance(state, dict) or not isinstance(state.get("epoch"), int)
             or state["epoch"] < 0 or not isinstance(state.get("weights"), str)
             or Path(state["weights"]).name != state["weights"]):
