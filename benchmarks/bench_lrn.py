@@ -17,19 +17,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+import alexnet_tut  # noqa: E402, F401  (chooses TensorFlow's CPU kernels before TensorFlow starts)
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras import ops  # noqa: E402
 
+from alexnet_tut import bench  # noqa: E402
 from alexnet_tut.architectures import PAPER_LRN  # noqa: E402
 from alexnet_tut.layers import LocalResponseNormalization, _inverse_power  # noqa: E402
 from alexnet_tut.models import build_alexnet  # noqa: E402
@@ -129,8 +130,7 @@ def main() -> None:
         "benchmark": "lrn_training_step",
         "batch_size": args.batch_size, "rounds": args.rounds, "steps": args.steps,
         "images_per_second": rate, "ratio_book_over_tf": ratio,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "gpus": len(tf.config.list_physical_devices("GPU"))},
+        "machine": bench.machine_record(),
         "versions": {"tensorflow": tf.__version__, "keras": keras.version()},
     }
     out = Path(__file__).parent / "results" / "lrn.json"

@@ -11,9 +11,9 @@ more steps: --steps 20 --rounds 3.
 import argparse
 from pathlib import Path
 
-import keras
+from alexnet_tut import bench  # first: the package chooses TensorFlow's CPU kernels before TensorFlow starts
 
-from alexnet_tut import bench
+import keras  # noqa: E402
 
 
 def main() -> None:
