@@ -44,8 +44,12 @@ def test_pipeline_shapes_and_dtypes(datasets):
     assert sorted(np.concatenate([y.numpy() for _, y in batches])) == sorted(list(range(6)) * 4)
     x, y = next(iter(datasets.val))
     assert x.shape == (8, 32, 32, 3) and list(y.numpy()) == [0, 0, 1, 1, 2, 2, 3, 3]
-    x, y = next(iter(datasets.val_ten_crop))
-    assert x.shape == (8, 10, 32, 32, 3) and x.dtype == tf.float32
+    ten = list(datasets.val_ten_crop)
+    # A tenth of the images per batch: no more patches in a batch than images in a val batch.
+    assert [int(x.shape[0]) for x, _ in ten] == [1] * 12
+    x, y = ten[0]
+    assert x.shape == (1, 10, 32, 32, 3) and x.dtype == tf.float32
+    assert [data.ten_crop_batch(b) for b in (1, 8, 32, 128)] == [1, 1, 3, 12]
 
 
 def test_eval_crops_against_numpy(datasets, standin):
@@ -53,7 +57,7 @@ def test_eval_crops_against_numpy(datasets, standin):
     squares = [data.decode_and_resize(str(p), 40).numpy().astype(np.float32) - datasets.mean
                for p in sorted(standin.glob("val/*/*.JPEG"))]
     centre = next(iter(datasets.val))[0].numpy()
-    ten = next(iter(datasets.val_ten_crop))[0].numpy()
+    ten = np.concatenate([x.numpy() for x, _ in datasets.val_ten_crop])
     for i in range(len(centre)):
         square = next(s for s in squares if np.allclose(centre[i], s[4:36, 4:36], atol=1e-3))
         expected = [square[:32, :32], square[:32, 8:], square[8:, :32], square[8:, 8:],
@@ -156,12 +160,25 @@ def test_a_run_whose_cache_exceeds_memory_caches_to_its_run_folder(standin, tmp_
 
 
 def test_a_rehearsal_fills_the_whole_cache_but_trains_a_few_steps(standin, tmp_path):
-    from alexnet_tut import train
+    from alexnet_tut import checkpoints, train
     from alexnet_tut.profiles import REHEARSAL_STEPS
+    from alexnet_tut.report import format_report
 
-    prof = replace(PROFILES["smoke"], rehearsal=True, epochs=5, max_train_per_class=None)
+    prof = replace(PROFILES["smoke"], rehearsal=True, epochs=5, batch_size=4, max_train_per_class=None)
     report = train.run(standin, tmp_path / "run", profile=prof, cache="disk", verbose=0)
     assert report["epochs_in_history"] == 2 and report["rehearsal"]
     assert report["iterations"] == 2 * REHEARSAL_STEPS
+    # Speed and scores count the images the rehearsal used, not the whole dataset.
+    used = REHEARSAL_STEPS * prof.batch_size
+    assert report["num_evaluated"] == min(used, report["num_val"]) < report["num_val"]
+    for row in checkpoints.read_history(tmp_path / "run"):
+        assert row["images_per_sec"] * row["epoch_time_s"] == pytest.approx(used)
+    assert f"{report['num_evaluated']} of {report['num_val']} (REHEARSAL)" in format_report(report)
     index = (tmp_path / "run" / "cache").glob("decoded-train*.index")
     assert list(index), "the training cache was written in full before the few steps"
+
+
+def test_shuffle_buffer_keeps_the_cpu_profiles_4096_and_bounds_the_gpu_profiles_memory():
+    assert data.pipeline.shuffle_buffer(9_469, 144) == 4_096
+    assert data.pipeline.shuffle_buffer(9_469, 256) * 256 * 256 * 3 <= data.pipeline.SHUFFLE_BYTES
+    assert data.pipeline.shuffle_buffer(720, 256) == 720

@@ -17,11 +17,13 @@ def make_report(model, datasets, val_data, out, source, prof, variant, recipe, s
     import keras
 
     from alexnet_tut import checkpoints
+    from alexnet_tut.data import ten_crop_batch
     from alexnet_tut.evaluation import ten_crop_top1
 
     ten_crop = datasets.val_ten_crop
-    if prof.rehearsal:
-        val_data, ten_crop = val_data.take(REHEARSAL_STEPS), ten_crop.take(REHEARSAL_STEPS)
+    if prof.rehearsal:  # as many images as the validation batches the rehearsal evaluates
+        images = REHEARSAL_STEPS * batch_size
+        ten_crop = ten_crop.take(-(-images // ten_crop_batch(batch_size)))
     results = model.evaluate(val_data, verbose=0, return_dict=True)
     history = checkpoints.read_history(out)
     speeds = [row["images_per_sec"] for row in history if "images_per_sec" in row]
@@ -66,9 +68,17 @@ def format_report(report: dict) -> str:
     return (
         f"validation top-1 {report['top1']:.1%}, top-5 {report['top5']:.1%}, "
         f"10-crop top-1 {report['ten_crop_top1']:.1%} "
-        f"({report['num_val']} images, {report['num_classes']} "
+        f"({_evaluated(report)} images, {report['num_classes']} "
         f"class{'' if report['num_classes'] == 1 else 'es'})\n"
         f"{report['epochs_in_history']} epochs, {report['images_per_sec']:.1f} training images/s, "
         f"wall time {report['wall_time_s']:.1f} s; report: "
         f"{Path(report['run_dir']) / runfolder.REPORT_JSON}"
     )
+
+
+def _evaluated(report: dict) -> str:
+    """How many validation images the figures cover: all of them, except in a rehearsal."""
+    evaluated = report.get("num_evaluated", report["num_val"])
+    if evaluated == report["num_val"]:
+        return f"{evaluated}"
+    return f"{evaluated} of {report['num_val']} (REHEARSAL)"

@@ -169,9 +169,12 @@ def _train(source, out: Path, settings: dict, before: dict | None, *, batch_give
     counter = batches.DecodedImages(datasets.num_train, say, measure=not devices.is_multi_worker(strategy)
                              and not prof.rehearsal)
     train_data, val_data, num_val = batches.known_lengths(datasets, batch_size, counter, say)
+    trained_per_epoch, num_evaluated = datasets.num_train, num_val
     if prof.rehearsal:  # a few batches, but each epoch a new pass, as in a real run
         epochs = min(epochs, REHEARSAL_EPOCHS)
         train_data, val_data = train_data.take(REHEARSAL_STEPS), val_data.take(REHEARSAL_STEPS)
+        trained_per_epoch = min(trained_per_epoch, REHEARSAL_STEPS * batch_size)
+        num_evaluated = min(num_val, REHEARSAL_STEPS * batch_size)
     checkpoints.write_config(out, config)
 
     precision = precision or devices.training_precision()
@@ -216,7 +219,7 @@ def _train(source, out: Path, settings: dict, before: dict | None, *, batch_give
                       *callbacks,
                       schedule,
                       counter.callback(),
-                      Throughput(datasets.num_train),
+                      Throughput(trained_per_epoch),
                       keras.callbacks.CSVLogger(str(history_path), append=True),
                       *checkpoints.tensorboard_callbacks(out / checkpoints.TENSORBOARD_DIR),
                       checkpoints.BestModelCheckpoint(out / checkpoints.BEST_MODEL,
@@ -228,7 +231,7 @@ def _train(source, out: Path, settings: dict, before: dict | None, *, batch_give
         report = make_report(model, datasets, val_data, out, source, prof, variant, recipe, schedule,
                          epochs, batch_size, precision, strategy.num_replicas_in_sync, done,
                          started)
-    report["num_val"] = num_val
+    report["num_val"], report["num_evaluated"] = num_val, num_evaluated
     report["undecodable_val"] = datasets.num_val - num_val
     report["undecodable_train"] = counter.missing
     atomic_write_text(out / checkpoints.REPORT_JSON, json.dumps(report, indent=2))

@@ -65,6 +65,7 @@ def pack(folder: Path, archive: Path) -> Path:
     """``folder`` as a gzipped tar archive whose top folder is ``folder.name``, as Imagenette's are."""
     if not archive.exists():
         partial = archive.with_name(archive.name + ".partial")
+        archive.parent.mkdir(parents=True, exist_ok=True)
         with tarfile.open(partial, "w:gz", compresslevel=1) as tar:
             tar.add(folder, arcname=folder.name)
         partial.replace(archive)

@@ -10,8 +10,12 @@ What Colab does with a GPU, done here on a CPU:
    ``gpu`` profile's image size, batch and the whole dataset, decoded and cached, but only a few
    training steps. The mirror also serves torchvision-format weights and a class index (random
    values, real names and shapes), so chapters 08 and 09 take their online branch.
-3. Each chapter's kernel's peak resident memory (Linux's VmHWM) must stay below 8 GB: a Colab
-   runtime has about 12.
+3. Each chapter's kernel's peak resident memory (Linux's VmHWM) must stay below 8 GB of what a
+   Colab runtime's host would hold (it has about 12). A chapter that trains the ``gpu``
+   profile's model holds that model's weights, optimizer state and activations in its RSS here,
+   on the CPU; on Colab they are in GPU memory. `model_footprint` measures that part in a
+   process of its own (the paper model at 227 × 227, batch 128, three training steps), and the
+   check subtracts it for those chapters only. The raw peak must still fit in Colab's 12 GB.
 
 The results go to ``_build/rehearsal/summary.json`` and the executed chapters to
 ``_build/rehearsal/``. Not part of ``make test``: it takes about ten minutes.
@@ -37,6 +41,9 @@ ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "_build" / "rehearsal"
 CHAPTERS = ["05_data", "06_training", "07_scaling_out", "08_filters", "09_feature_maps"]
 PEAK_RSS_LIMIT = 8e9
+COLAB_RAM = 12e9
+#: Chapters that train the gpu profile's model in their own kernel (see point 3 above).
+TRAINS_THE_GPU_MODEL = {"06_training"}
 TIMEOUT_S = 1800
 
 
@@ -103,18 +110,25 @@ def run_chapter(name: str) -> dict:
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=TIMEOUT_S, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
-    started, error, peak = time.perf_counter(), None, None
+    started, error, peak, rises = time.perf_counter(), None, 0, []
     with client.setup_kernel():
         pid = client.km.provisioner.process.pid
         try:
             for index, cell in enumerate(nb.cells):
                 client.execute_cell(cell, index)
+                now = _peak_rss(pid)
+                if now > peak and cell.cell_type == "code":
+                    rises.append((now - peak, index, cell.source.splitlines()[0][:80]))
+                peak = now
         except Exception as exc:  # noqa: BLE001 (reported, and the test fails on it)
             error = f"{type(exc).__name__}: {str(exc)[-1500:]}"
         peak = _peak_rss(pid)
     OUT.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, OUT / f"{name}.ipynb")
+    # The cell whose run raised the peak most: where to look when a chapter needs too much memory.
+    rise, cell, first_line = max(rises, default=(0, None, ""))
     return {"chapter": name, "peak_rss_bytes": peak, "seconds": time.perf_counter() - started,
+            "largest_rise": {"bytes": rise, "cell": cell, "first_line": first_line},
             "error": error}
 
 
@@ -134,12 +148,52 @@ def _outputs(name: str) -> str:
     return "\n".join(texts)
 
 
+FOOTPRINT_SCRIPT = """
+from pathlib import Path
+import numpy as np
+import alexnet_tut
+from alexnet_tut.profiles import get_profile
+from alexnet_tut.recipe import get_recipe
+from alexnet_tut.solver import build_model, compile_model
+
+def kib(key):
+    line = next(l for l in Path("/proc/self/status").read_text().splitlines() if l.startswith(key))
+    return int(line.split()[1])
+
+profile, recipe = get_profile("gpu"), get_recipe("paper")
+x = np.zeros((profile.batch_size, profile.image_size, profile.image_size, 3), "float32")
+y = np.zeros(profile.batch_size, "int32")
+before = kib("VmRSS:")
+model = compile_model(build_model("paper", profile.image_size, 10, recipe), recipe,
+                      batch_size=profile.batch_size)
+for _ in range(3):
+    model.train_on_batch(x, y)
+print((kib("VmHWM:") - before) * 1024)
+"""
+
+
 @pytest.fixture(scope="module")
-def chapters(environment):
+def model_footprint(environment) -> int:
+    """Bytes of RSS that the gpu profile's paper model and its training steps take on this CPU."""
+    done = subprocess.run([sys.executable, "-c", FOOTPRINT_SCRIPT], capture_output=True, text=True,
+                          timeout=900, env={**os.environ, "ALEXNET_TUT_REHEARSAL": "0"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    return int(done.stdout.split()[-1])
+
+
+@pytest.fixture(scope="module")
+def chapters(environment, model_footprint):
     results = [run_chapter(name) for name in CHAPTERS]
+    for r in results:
+        on_gpu = model_footprint if r["chapter"] in TRAINS_THE_GPU_MODEL else 0
+        r["model_on_gpu_bytes"], r["host_rss_bytes"] = on_gpu, r["peak_rss_bytes"] - on_gpu
     (OUT / "summary.json").write_text(json.dumps(results, indent=2))
     for r in results:
-        print(f"{r['chapter']}: peak RSS {r['peak_rss_bytes'] / 1e9:.2f} GB, {r['seconds']:.0f} s"
+        rise = r["largest_rise"]
+        print(f"{r['chapter']}: peak RSS {r['peak_rss_bytes'] / 1e9:.2f} GB, of which "
+              f"{r['model_on_gpu_bytes'] / 1e9:.2f} GB would be on the GPU: host "
+              f"{r['host_rss_bytes'] / 1e9:.2f} GB; {r['seconds']:.0f} s; "
+              f"largest rise {rise['bytes'] / 1e9:.2f} GB in cell {rise['cell']} ({rise['first_line']!r})"
               + (f", {r['error']}" if r["error"] else ""))
     return {r["chapter"]: r for r in results}
 
@@ -148,7 +202,8 @@ def chapters(environment):
 def test_chapter_runs_under_the_gpu_profile_within_colabs_memory(chapters, name):
     result = chapters[name]
     assert result["error"] is None, result["error"]
-    assert result["peak_rss_bytes"] < PEAK_RSS_LIMIT, result
+    assert result["host_rss_bytes"] < PEAK_RSS_LIMIT, result
+    assert result["peak_rss_bytes"] < COLAB_RAM, result
     text = _outputs(name)
     assert "profile gpu" in text and "REHEARSAL" in text, "every chapter prints the rehearsal"
 

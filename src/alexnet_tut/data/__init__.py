@@ -17,7 +17,8 @@ from alexnet_tut.data.imagenette import (
     IMAGENETTE_ARCHIVES, IMAGENETTE_CLASSES, IMAGENETTE_SIZES, download_imagenette,
     find_imagenette, safe_extract)
 from alexnet_tut.data.pipeline import (
-    ColorPCA, Datasets, color_statistics, decode_and_resize, load_datasets, ten_crops)
+    ColorPCA, Datasets, color_statistics, decode_and_resize, load_datasets, ten_crop_batch,
+    ten_crops)
 from alexnet_tut.data.sources import DataSource, resolve_source
 from alexnet_tut.data.standin import (
     STANDIN_DESCRIPTION, STANDIN_DIRNAME, STANDIN_PHOTOS, standin_photo, write_standin)
@@ -26,7 +27,8 @@ __all__ = [
     "SPLITS", "check_image", "format_scan", "scan", "data_home",
     "IMAGENETTE_ARCHIVES", "IMAGENETTE_CLASSES", "IMAGENETTE_SIZES", "download_imagenette",
     "find_imagenette", "safe_extract",
-    "ColorPCA", "Datasets", "color_statistics", "decode_and_resize", "load_datasets", "ten_crops",
+    "ColorPCA", "Datasets", "color_statistics", "decode_and_resize", "load_datasets",
+    "ten_crop_batch", "ten_crops",
     "DataSource", "resolve_source",
     "STANDIN_DESCRIPTION", "STANDIN_DIRNAME", "STANDIN_PHOTOS", "standin_photo", "write_standin",
 ]

@@ -55,7 +55,9 @@ class Datasets:
         val: the same for the validation images, centre crop, in order.
         val_ten_crop: ``(images, labels)`` batches with images
             ``[B, 10, S, S, 3]``: the four corner crops, the centre crop and
-            the mirrors of those five (paper §4.1). It shares ``val``'s cache.
+            the mirrors of those five (paper §4.1), with ``B`` a tenth of the
+            batch size (`ten_crop_batch`), so that a batch holds as many
+            patches as a validation batch holds images. It shares ``val``'s cache.
         class_names: readable class names; label ``i`` is ``class_names[i]``.
         num_train, num_val: images per split after caps and skips.
         mean: per-channel training mean, (3,) float32 in 0-255 units.
@@ -105,7 +107,7 @@ def load_datasets(
         cache_dir: the folder for a disk cache (``train.run`` uses the run
             folder's ``cache/``).
         seed: the file order is shuffled once with it before caching, and
-            again every epoch in a 4,096-image buffer; crops and mirrors use
+            again every epoch in a buffer (`shuffle_buffer`); crops and mirrors use
             seeded stateless random ops, so a seed gives the same batches.
         stats_images: how many training images the mean and the colour PCA
             are computed from.
@@ -315,7 +317,8 @@ def _training_pipeline(squares, count: int, image_size: int, batch_size: int, me
 
     auto = tf.data.AUTOTUNE
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2).batch(2)
-    shuffled = squares.shuffle(min(count, 4096), seed=seed, reshuffle_each_iteration=True)
+    shuffled = squares.shuffle(shuffle_buffer(count, squares.element_spec[0].shape[0]), seed=seed,
+                               reshuffle_each_iteration=True)
     crop = functools.partial(_random_crop_and_mirror if augment else _centre_crop_labelled,
                              image_size=image_size)
     batches = tf.data.Dataset.zip(shuffled, seeds).map(crop, num_parallel_calls=auto).batch(batch_size)
@@ -331,6 +334,21 @@ def _training_pipeline(squares, count: int, image_size: int, batch_size: int, me
         batches = batches.map(lambda x, y: (x, y, tf.zeros([1, 1, 1, 3])))
     return batches.map(functools.partial(_shift_and_centre, mean=mean),
                        num_parallel_calls=auto).prefetch(auto)
+
+
+#: The most memory the shuffle buffer of decoded squares may take.
+SHUFFLE_BYTES = 256 * 2**20
+
+
+def shuffle_buffer(count: int, resize: int | None) -> int:
+    """Images in the training shuffle buffer: 4,096 at most, and at most `SHUFFLE_BYTES` of squares.
+
+    At the ``cpu`` profile's 144 × 144 that is 4,096 images; at the paper's 256 × 256, 1,365
+    (256 MB, where 4,096 would take 0.8 GB of a Colab runtime's 12 GB). The files were shuffled
+    once before caching, so a window of a few thousand still mixes every batch.
+    """
+    side = resize or 256
+    return max(1, min(count, 4096, SHUFFLE_BYTES // (side * side * 3)))
 
 
 def _random_crop_and_mirror(item, seeds, image_size: int):
@@ -366,10 +384,19 @@ def _validation_pipelines(squares, image_size: int, batch_size: int, mean: np.nd
     def normalise(x, y):
         return tf.cast(x, tf.float32) - mean, y
 
+    def ten_patches(x, y):
+        return normalise(ten_crops(x, image_size), y)
+
     val = squares.map(centre, num_parallel_calls=auto).batch(batch_size)
-    ten = squares.map(lambda x, y: (ten_crops(x, image_size), y), num_parallel_calls=auto).batch(batch_size)
-    return (val.map(normalise, num_parallel_calls=auto).prefetch(auto),
-            ten.map(normalise, num_parallel_calls=auto).prefetch(auto))
+    # A tenth of the images per batch, so that a batch of patches is the size of a
+    # validation batch: 128 images' patches would be 0.8 GB of float32 at 227 × 227.
+    ten = squares.map(ten_patches, num_parallel_calls=auto).batch(ten_crop_batch(batch_size))
+    return val.map(normalise, num_parallel_calls=auto).prefetch(auto), ten.prefetch(1)
+
+
+def ten_crop_batch(batch_size: int) -> int:
+    """Images per ten-patch batch: ``batch_size`` patches, at least one image."""
+    return max(1, batch_size // 10)
 
 
 def ten_crops(image, size: int):
