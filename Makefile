@@ -8,7 +8,9 @@ OLDEST := .venv-oldest
 OLDEST_STAMP := $(OLDEST)/.installed
 # PyTorch is a test dependency (the outside oracle for ported weights and the
 # second Keras backend). Its CPU build keeps the install small; a plain
-# `pip install torch` on Linux pulls several GB of CUDA packages.
+# `pip install torch` on Linux pulls several GB of CUDA packages. One retry only: where the
+# CPU index cannot be reached (a mirror or a local wheel serves torch instead), pip's default
+# five retries per package cost minutes.
 TORCH := torch==2.13.0
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
@@ -35,7 +37,7 @@ venv: $(STAMP)
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet "$(TORCH)" --extra-index-url $(TORCH_INDEX)
+	$(BIN)/python -m pip install --quiet --retries 1 "$(TORCH)" --extra-index-url $(TORCH_INDEX)
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
@@ -50,7 +52,8 @@ $(OLDEST_STAMP): requirements-oldest.txt pyproject.toml
 test: test-units test-notebooks
 
 test-units: venv
-	ALEXNET_TUT_PROFILE=smoke $(BIN)/python -m pytest tests --ignore=tests/rehearsal --ignore=tests/site
+	ALEXNET_TUT_PROFILE=smoke $(BIN)/python -m pytest tests --ignore=tests/rehearsal --ignore=tests/site \
+		--durations=10
 	KERAS_BACKEND=torch $(BIN)/python -m pytest tests/test_layers.py tests/test_models.py \
 		tests/test_costs.py tests/test_speedups.py tests/test_pretrained.py tests/test_viz.py
 	# The package turns TensorFlow's oneDNN kernels on (devices.choose_cpu_kernels); the
@@ -69,7 +72,7 @@ test-notebooks: venv
 # The oldest supported versions (requirements-oldest.txt): the unit tests, without the
 # slow multi-process ones, which exercise TensorFlow's distribution code rather than ours.
 test-oldest: $(OLDEST_STAMP)
-	ALEXNET_TUT_PROFILE=smoke $(OLDEST)/bin/python -m pytest tests -m "not slow" \
+	ALEXNET_TUT_PROFILE=smoke $(OLDEST)/bin/python -m pytest tests -m "not slow" --durations=10 \
 		--ignore=tests/rehearsal --ignore=tests/site
 
 # The reader's Colab run (issue "the reader's real run"), rehearsed on this CPU: Imagenette-shaped

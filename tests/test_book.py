@@ -87,5 +87,6 @@ def test_no_notebook_ignores_most_of_its_outputs(notebook):
 def test_bibliography_has_the_sources_the_book_cites():
     bib = (ROOT / "book/references.bib").read_text()
     for key in ("krizhevsky2012imagenet", "zeiler2013visualizing", "krizhevsky2014weird",
-                "howard2019imagenette", "jia2014caffe", "marcel2010torchvision"):
+                "howard2019imagenette", "jia2014caffe", "marcel2010torchvision",
+                "torchvision2024alexnet", "bvlc2014alexnet"):
         assert f"{{{key}," in bib
