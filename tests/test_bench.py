@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import keras
 import pytest
 
 from alexnet_tut import bench
@@ -78,3 +79,16 @@ def test_runs_under_jax_without_tensorflow():
                             env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout.strip().splitlines()[-1]) == ["keras-jax", "torch"]
+
+
+def test_machine_record_names_the_cpu_its_extensions_onednn_and_versions():
+    record = json.loads(json.dumps(bench.machine_record()))  # what the bench's JSON holds
+    for key in ("cpu_model", "cpu_cores", "cpu_flags", "onednn", "cpu_kernels_choice", "python",
+                "keras", "keras_backend", "numpy", "torch"):
+        assert key in record, key
+    assert set(record["cpu_flags"]) >= {"avx2", "avx512f", "avx512_bf16", "amx_bf16"}
+    assert all(isinstance(present, bool) for present in record["cpu_flags"].values())
+    assert record["cpu_cores"] >= 1 and record["keras"] == keras.__version__
+    if record["keras_backend"] == "tensorflow":
+        assert record["onednn"] in (True, False) and "tensorflow" in record
+    assert f"{record['cpu_cores']} cores" in bench.describe_machine(record)
