@@ -9,21 +9,15 @@ from pathlib import Path
 import numpy as np
 
 from alexnet_tut import runfolder
-from alexnet_tut.profiles import REHEARSAL_STEPS
 
 
-def make_report(model, datasets, val_data, out, source, prof, variant, recipe, schedule, epochs,
+def make_report(model, datasets, val_data, ten_crop, out, source, prof, variant, recipe, schedule, epochs,
             batch_size, precision, replicas, resumed_from, started) -> dict:
     import keras
 
     from alexnet_tut import checkpoints
-    from alexnet_tut.data import ten_crop_batch
     from alexnet_tut.evaluation import ten_crop_top1
 
-    ten_crop = datasets.val_ten_crop
-    if prof.rehearsal:  # as many images as the validation batches the rehearsal evaluates
-        images = REHEARSAL_STEPS * batch_size
-        ten_crop = ten_crop.take(-(-images // ten_crop_batch(batch_size)))
     results = model.evaluate(val_data, verbose=0, return_dict=True)
     history = checkpoints.read_history(out)
     speeds = [row["images_per_sec"] for row in history if "images_per_sec" in row]

@@ -169,12 +169,12 @@ def _train(source, out: Path, settings: dict, before: dict | None, *, batch_give
     counter = batches.DecodedImages(datasets.num_train, say, measure=not devices.is_multi_worker(strategy)
                              and not prof.rehearsal)
     train_data, val_data, num_val = batches.known_lengths(datasets, batch_size, counter, say)
-    trained_per_epoch, num_evaluated = datasets.num_train, num_val
+    ten_crop, trained_per_epoch, num_evaluated = datasets.val_ten_crop, datasets.num_train, num_val
     if prof.rehearsal:  # a few batches, but each epoch a new pass, as in a real run
-        epochs = min(epochs, REHEARSAL_EPOCHS)
+        epochs, images = min(epochs, REHEARSAL_EPOCHS), REHEARSAL_STEPS * batch_size
         train_data, val_data = train_data.take(REHEARSAL_STEPS), val_data.take(REHEARSAL_STEPS)
-        trained_per_epoch = min(trained_per_epoch, REHEARSAL_STEPS * batch_size)
-        num_evaluated = min(num_val, REHEARSAL_STEPS * batch_size)
+        ten_crop = ten_crop.take(-(-images // data.ten_crop_batch(batch_size)))  # the same images
+        trained_per_epoch, num_evaluated = min(trained_per_epoch, images), min(num_val, images)
     checkpoints.write_config(out, config)
 
     precision = precision or devices.training_precision()
@@ -228,9 +228,9 @@ def _train(source, out: Path, settings: dict, before: dict | None, *, batch_give
                                                   save_freq=checkpoint_every_steps or "epoch",
                                                   extra_state={"schedule": schedule.get_state}),
                   ])
-        report = make_report(model, datasets, val_data, out, source, prof, variant, recipe, schedule,
-                         epochs, batch_size, precision, strategy.num_replicas_in_sync, done,
-                         started)
+        report = make_report(model, datasets, val_data, ten_crop, out, source, prof, variant, recipe,
+                             schedule, epochs, batch_size, precision,
+                             strategy.num_replicas_in_sync, done, started)
     report["num_val"], report["num_evaluated"] = num_val, num_evaluated
     report["undecodable_val"] = datasets.num_val - num_val
     report["undecodable_train"] = counter.missing
